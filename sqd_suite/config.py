@@ -101,7 +101,12 @@ class ActiveSpaceConfig(_Section):
         "(the LUCJ ansatz starts from that Hartree-Fock state); 'as_is' keeps the file's orbitals.",
     )
     exact_max_dim: float = Field(
-        2.0e7, ge=0, description="Compute the exact (FCI/CASCI) reference when the full space has at most this many determinants."
+        2.0e6, ge=0, description="Compute the exact (FCI/CASCI) reference with PySCF when the full space has at most this many determinants."
+    )
+    reference_energy: float | None = Field(
+        None,
+        description="A known exact energy (Ha) of this active space, recorded as the reference when the full space "
+        "is too large to diagonalize on every run (e.g. computed once with `sqd hamiltonian --exact-max-dim 2e7`).",
     )
 
     @model_validator(mode="after")

@@ -303,7 +303,18 @@ def _formula(mol) -> str:
 
 
 def build_hamiltonian(config: RunConfig, *, compute_ccsd: bool = True) -> ActiveSpaceHamiltonian:
-    """SCF, active space, integrals, CCSD and (when small enough) the exact energy."""
+    """SCF, active space, integrals, CCSD and (when small enough) the exact energy.
+
+    When the full space exceeds ``active_space.exact_max_dim``, a recorded
+    ``active_space.reference_energy`` stands in, marked as given.
+    """
+    ham = _build(config, compute_ccsd)
+    if ham.e_exact is None and config.active_space.reference_energy is not None:
+        ham = _replace(ham, e_exact=float(config.active_space.reference_energy), exact_method="given")
+    return ham
+
+
+def _build(config: RunConfig, compute_ccsd: bool) -> ActiveSpaceHamiltonian:
     if config.active_space.fcidump is not None:
         return hamiltonian_from_fcidump(
             config.resolve(config.active_space.fcidump),
@@ -360,7 +371,7 @@ def hamiltonian_from_integrals(
     *,
     ecore: float = 0.0,
     e_hf: float | None = None,
-    exact_max_dim: float = 2.0e7,
+    exact_max_dim: float = 2.0e6,
     exact_method: str = "FCI",
     label: str = "",
     **fields: Any,
@@ -402,7 +413,7 @@ def hamiltonian_from_fcidump(
     path: str | Path,
     *,
     orbitals: str = "scf",
-    exact_max_dim: float = 2.0e7,
+    exact_max_dim: float = 2.0e6,
     compute_ccsd: bool = True,
     source: str | Path | None = None,
 ) -> ActiveSpaceHamiltonian:

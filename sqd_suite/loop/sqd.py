@@ -553,7 +553,8 @@ class SQD:
         self.carryover_threshold = cfg.carryover_threshold
         self.symmetrize_spin = cfg.symmetrize_spin
         self.spin_penalty = cfg.spin_penalty
-        self.initial_occupancies = cfg.initial_occupancies
+        # 'hf', 'mp2', 'ccsd' (from the Hamiltonian) or explicit (occ_a, occ_b)
+        self.initial_occupancies: str | tuple[np.ndarray, np.ndarray] = cfg.initial_occupancies
         self.max_dim = cfg.max_dim
         self.davidson_tol = cfg.davidson_tol
         self.inner_davidson_tol = cfg.inner_davidson_tol
@@ -568,7 +569,10 @@ class SQD:
     ) -> SQDResult:
         """Run (or, given ``history``, continue) the loop; see :func:`kernel`."""
         ham = self.hamiltonian
-        occ = ham.initial_occupancies(self.initial_occupancies)
+        occ = self.initial_occupancies
+        if isinstance(occ, str):
+            # only the first iteration reads them (a resumed run may lack MP2/CCSD data)
+            occ = None if history else ham.initial_occupancies(occ)
         self.result = kernel(
             ham.h1, ham.h2, ham.norb, ham.nelec, self.samples.bitstrings, self.samples.counts,
             ecore=ham.ecore,

@@ -81,6 +81,13 @@ def cmd_hamiltonian(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scan(args: argparse.Namespace) -> int:
+    """One run file per point of a geometry (or any config field) scan."""
+    from sqd_suite.scan import scan_command
+
+    return scan_command(args, _console())
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sqd",
@@ -103,6 +110,26 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--h5", type=Path, help="write the integrals and energies to this HDF5 file")
     p.add_argument("--exact-max-dim", type=float, help="override active_space.exact_max_dim")
     p.set_defaults(func=cmd_hamiltonian)
+
+    p = sub.add_parser(
+        "scan",
+        help="run a potential-energy curve: one run file per value of a geometry variable",
+        description="Vary molecule.variables (or a dotted config field) over a grid and run SQD at every "
+        "point, writing <output-dir>/<name>=<value>.h5. Several --param options give their product.",
+        epilog="Example: `sqd scan molecules/n2_631g.yaml --param bond_length=0.9:1.5:0.1 --dry-run`.",
+    )
+    p.add_argument("config", type=Path, help="molecule/run YAML whose atom uses {name} placeholders")
+    p.add_argument("--param", action="append", required=True, metavar="NAME=START:STOP:STEP|V1,V2,...",
+                   help="values of a variable; the stop is included when it lies on the grid")
+    p.add_argument("--output-dir", type=Path, help="folder of the run files (default runs/<name>)")
+    p.add_argument("--dry-run", action="store_true", help="print the points and run files, run nothing")
+    p.add_argument("--emit-yaml", type=Path, metavar="DIR",
+                   help="write one YAML per point (and points.txt) for a job array, run nothing")
+    p.add_argument("--only", type=int, action="append", metavar="INDEX",
+                   help="run only this point (repeatable; a job-array task passes its index)")
+    p.add_argument("--skip-existing", action="store_true", help="leave points whose run file exists")
+    p.add_argument("--force", action="store_true", help="overwrite existing complete run files")
+    p.set_defaults(func=cmd_scan)
     return parser
 
 

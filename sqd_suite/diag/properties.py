@@ -1,0 +1,320 @@
+"""Properties of a CI vector on a product space of alpha x beta strings.
+
+All functions take this rank's block of the vector, rows ``alpha_range`` of
+the ``(n_a, n_b)`` matrix, and sum over ranks with ``comm`` (an mpi4py
+communicator, or None for a single process holding every row).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+__all__ = [
+    "SpinSquareOperator",
+    "carryover_strings",
+    "largest_determinants",
+    "map_ci_vector",
+    "orbital_occupancies",
+    "spin_square",
+]
+
+
+def _allsum(a: np.ndarray, comm: Any | None) -> np.ndarray:
+    if comm is None or comm.Get_size() == 1:
+        return a
+    from mpi4py import MPI
+
+    a = np.ascontiguousarray(a)
+    out = np.empty_like(a)
+    comm.Allreduce(a, out, op=MPI.SUM)
+    return out
+
+
+def _occupation_matrix(strings: np.ndarray, norb: int) -> np.ndarray:
+    """(n_strings, norb) 0/1 matrix, column p = bit p."""
+    return ((strings[:, None] >> np.arange(norb, dtype=np.int64)) & 1).astype(np.float64)
+
+
+def _block(ci: np.ndarray, n_a: int, alpha_range: tuple[int, int] | None) -> tuple[int, int]:
+    a0, a1 = (0, n_a) if alpha_range is None else alpha_range
+    if ci.shape[-2] != a1 - a0:
+        raise ValueError(f"CI block has {ci.shape[-2]} rows, alpha_range {a0}:{a1} needs {a1 - a0}")
+    return a0, a1
+
+
+def orbital_occupancies(
+    ci: np.ndarray,
+    alpha_strings: np.ndarray,
+    beta_strings: np.ndarray,
+    norb: int,
+    *,
+    alpha_range: tuple[int, int] | None = None,
+    comm: Any | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Alpha and beta orbital occupancies (diagonal of the spin 1-RDMs).
+
+    ``ci`` is this rank's block (rows ``alpha_range``) and need not be
+    normalized; the occupancies sum to the electron counts.
+    """
+    a0, a1 = _block(ci, len(alpha_strings), alpha_range)
+    c2 = np.square(ci)
+    w_a = c2.sum(axis=1)  # weight of each local alpha string
+    w_b = c2.sum(axis=0)  # this rank's weight of each beta string
+    occ = np.empty(2 * norb + 1)
+    occ[:norb] = w_a @ _occupation_matrix(np.asarray(alpha_strings[a0:a1], np.int64), norb)
+    occ[norb : 2 * norb] = w_b @ _occupation_matrix(np.asarray(beta_strings, np.int64), norb)
+    occ[-1] = w_a.sum()
+    occ = _allsum(occ, comm)
+    return occ[:norb] / occ[-1], occ[norb : 2 * norb] / occ[-1]
+
+
+def _link_arrays(table: Any) -> tuple[np.ndarray, ...]:
+    """(indptr, target, p, q, sign) of a single-excitation link table."""
+    if hasattr(table, "indptr"):
+        return (table.indptr, table.target, table.p, table.q, table.sign)
+    return tuple(table)
+
+
+@numba.njit(cache=True)
+def _popcount(x: int) -> int:
+    n = 0
+    while x:
+        x &= x - 1
+        n += 1
+    return n
+
+
+@numba.njit(parallel=True, cache=True)
+def _s2_kernel(
+    a_indptr: np.ndarray,
+    a_target: np.ndarray,
+    a_p: np.ndarray,
+    a_q: np.ndarray,
+    a_sign: np.ndarray,
+    table_row0: int,
+    a0: int,
+    a1: int,
+    alpha_strings: np.ndarray,
+    beta_strings: np.ndarray,
+    bucket_ptr: np.ndarray,
+    b_source: np.ndarray,
+    b_target: np.ndarray,
+    b_sign: np.ndarray,
+    norb: int,
+    sz_term: float,
+    c: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    # S^2 = Sz(Sz+1) + N_b - sum_pq E^a_qp E^b_pq. The p == q part of the sum
+    # is n_pa n_pb, so the diagonal is Sz(Sz+1) + popcount(beta & ~alpha).
+    n_b = beta_strings.shape[0]
+    for ia in numba.prange(a0, a1):
+        row = ia - a0
+        sa_str = alpha_strings[ia]
+        for ib in range(n_b):
+            out[row, ib] = (sz_term + _popcount(beta_strings[ib] & ~sa_str)) * c[ia, ib]
+        r = ia - table_row0
+        for k in range(a_indptr[r], a_indptr[r + 1]):
+            p = a_p[k]
+            q = a_q[k]
+            if p == q:
+                continue
+            # a+_p a_q |ia> = s |ta>  gives  (E^a_qp)_{ia, ta} = s; it pairs
+            # with (E^b_pq)_{ib, jb}, stored as the beta link a+_q a_p |ib>.
+            ta = a_target[k]
+            sa = a_sign[k]
+            key = q * norb + p
+            for l in range(bucket_ptr[key], bucket_ptr[key + 1]):
+                out[row, b_source[l]] -= sa * b_sign[l] * c[ta, b_target[l]]
+
+
+class SpinSquareOperator:
+    """Matrix-free S^2 on rows ``alpha_range`` of a product space, from the single-excitation link tables.
+
+    ``alpha_singles`` must hold the links of every alpha string in
+    ``alpha_range`` (its rows may be global or start at ``alpha_range[0]``);
+    ``beta_singles`` those of every beta string. Tables follow the
+    ``(indptr, target, p, q, sign)`` CSR convention ``a+_p a_q |i> = sign |target>``.
+    """
+
+    def __init__(
+        self,
+        alpha_strings: np.ndarray,
+        beta_strings: np.ndarray,
+        norb: int,
+        nelec: tuple[int, int],
+        alpha_singles: Any,
+        beta_singles: Any,
+        *,
+        alpha_range: tuple[int, int] | None = None,
+    ) -> None:
+        self.alpha_strings = np.ascontiguousarray(alpha_strings, dtype=np.int64)
+        self.beta_strings = np.ascontiguousarray(beta_strings, dtype=np.int64)
+        self.norb = norb
+        self.nelec = (int(nelec[0]), int(nelec[1]))
+        n_a = len(self.alpha_strings)
+        self.alpha_range = (0, n_a) if alpha_range is None else (int(alpha_range[0]), int(alpha_range[1]))
+        a0, a1 = self.alpha_range
+        indptr, target, p, q, sign = (np.asarray(x) for x in _link_arrays(alpha_singles))
+        if len(indptr) == n_a + 1:
+            self._table_row0 = 0
+        elif len(indptr) == a1 - a0 + 1:
+            self._table_row0 = a0
+        else:
+            raise ValueError("alpha link table rows match neither all strings nor alpha_range")
+        self._alpha = (
+            indptr.astype(np.int64),
+            target.astype(np.int64),
+            p.astype(np.int64),
+            q.astype(np.int64),
+            sign.astype(np.float64),
+        )
+        # Beta links bucketed by orbital pair (p, q), the order the kernel reads them.
+        b_indptr, b_target, b_p, b_q, b_sign = (np.asarray(x) for x in _link_arrays(beta_singles))
+        source = np.repeat(np.arange(len(b_indptr) - 1, dtype=np.int64), np.diff(b_indptr))
+        key = b_p.astype(np.int64) * norb + b_q.astype(np.int64)
+        order = np.argsort(key, kind="stable")
+        self._bucket_ptr = np.searchsorted(key[order], np.arange(norb * norb + 1)).astype(np.int64)
+        self._b_source = source[order]
+        self._b_target = b_target.astype(np.int64)[order]
+        self._b_sign = b_sign.astype(np.float64)[order]
+        sz = 0.5 * (self.nelec[0] - self.nelec[1])
+        self._sz_term = sz * (sz + 1.0)
+
+    def matvec(self, c_full: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``alpha_range`` of ``S^2 c``; ``c_full`` is (n_a, n_b), only rows linked to the block are read."""
+        a0, a1 = self.alpha_range
+        if out is None:
+            out = np.empty((a1 - a0, len(self.beta_strings)))
+        _s2_kernel(
+            *self._alpha,
+            self._table_row0,
+            a0,
+            a1,
+            self.alpha_strings,
+            self.beta_strings,
+            self._bucket_ptr,
+            self._b_source,
+            self._b_target,
+            self._b_sign,
+            self.norb,
+            self._sz_term,
+            c_full,
+            out,
+        )
+        return out
+
+
+def spin_square(
+    op: SpinSquareOperator,
+    c_full: np.ndarray,
+    *,
+    comm: Any | None = None,
+) -> float:
+    """<S^2> of a vector; ``c_full`` holds (at least) the rows the operator reads, rows ``op.alpha_range`` being this rank's block."""
+    a0, a1 = op.alpha_range
+    block = c_full[a0:a1]
+    s2c = op.matvec(c_full)
+    num = _allsum(np.array([np.vdot(block, s2c), np.vdot(block, block)]), comm)
+    return float(num[0] / num[1])
+
+
+def largest_determinants(
+    ci: np.ndarray,
+    alpha_strings: np.ndarray,
+    beta_strings: np.ndarray,
+    k: int,
+    *,
+    alpha_range: tuple[int, int] | None = None,
+    comm: Any | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` determinants of largest ``|c|``: (alpha strings, beta strings, coefficients), descending."""
+    a0, _ = _block(ci, len(alpha_strings), alpha_range)
+    flat = np.abs(ci).ravel()
+    kk = min(k, flat.size)
+    idx = np.argpartition(-flat, kk - 1)[:kk] if kk else np.zeros(0, dtype=np.int64)
+    ia, ib = np.divmod(idx, ci.shape[1])
+    cand = np.stack([np.asarray(alpha_strings)[a0 + ia], np.asarray(beta_strings)[ib]], axis=1).astype(np.int64)
+    coef = ci.ravel()[idx]
+    if comm is not None and comm.Get_size() > 1:
+        cand = np.concatenate(comm.allgather(cand))
+        coef = np.concatenate(comm.allgather(coef))
+    # Ties broken by the strings so every rank and every layout agrees.
+    order = np.lexsort((cand[:, 1], cand[:, 0], -np.abs(coef)))[:k]
+    return cand[order, 0], cand[order, 1], coef[order]
+
+
+def carryover_strings(
+    ci: np.ndarray,
+    alpha_strings: np.ndarray,
+    beta_strings: np.ndarray,
+    *,
+    threshold: float = 1e-4,
+    max_strings: int | None = None,
+    alpha_range: tuple[int, int] | None = None,
+    comm: Any | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Strings of the determinants with ``|c| > threshold``, each spin by descending marginal weight.
+
+    The same selection as qiskit-addon-sqd's default carry-over (threshold on
+    single amplitudes, ranked by summed ``c**2`` over the other spin), on a
+    distributed vector. ``max_strings`` caps the count per spin.
+    """
+    a0, _ = _block(ci, len(alpha_strings), alpha_range)
+    big = np.abs(ci) > threshold
+    c2 = np.square(ci)
+    n_b = len(beta_strings)
+    # Per string: marginal weight and whether any of its determinants passed.
+    w_a_local = c2.sum(axis=1)
+    keep_a_local = big.any(axis=1)
+    w_b = _allsum(np.concatenate([c2.sum(axis=0), big.any(axis=0).astype(np.float64)]), comm)
+    keep_b = w_b[n_b:] > 0
+    w_b = w_b[:n_b]
+    sel_a = np.flatnonzero(keep_a_local)
+    strs_a = np.asarray(alpha_strings)[a0 + sel_a]
+    wa = w_a_local[sel_a]
+    if comm is not None and comm.Get_size() > 1:
+        strs_a = np.concatenate(comm.allgather(strs_a))
+        wa = np.concatenate(comm.allgather(wa))
+    strs_a = strs_a[np.lexsort((strs_a, -wa))]
+    sel_b = np.flatnonzero(keep_b)
+    strs_b = np.asarray(beta_strings)[sel_b][np.lexsort((sel_b, -w_b[sel_b]))]
+    if max_strings is not None:
+        strs_a, strs_b = strs_a[:max_strings], strs_b[:max_strings]
+    return strs_a.astype(np.int64), strs_b.astype(np.int64)
+
+
+def map_ci_vector(
+    ci_old: np.ndarray,
+    old_alpha: np.ndarray,
+    old_beta: np.ndarray,
+    new_alpha: np.ndarray,
+    new_beta: np.ndarray,
+    *,
+    alpha_range: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Project a CI vector onto a new string set (a warm start for :func:`solve`).
+
+    ``ci_old`` is the full ``(n_a_old, n_b_old)`` matrix or a stack of them
+    ``(nroots, n_a_old, n_b_old)``. Determinants present in both sets keep
+    their coefficient, new ones get zero. Returns rows ``alpha_range`` of the
+    new ``(n_a_new, n_b_new)`` matrix (all rows by default), not normalized.
+    """
+    old_alpha = np.asarray(old_alpha, np.int64)
+    old_beta = np.asarray(old_beta, np.int64)
+    new_alpha = np.asarray(new_alpha, np.int64)
+    new_beta = np.asarray(new_beta, np.int64)
+    a0, a1 = (0, len(new_alpha)) if alpha_range is None else alpha_range
+    if ci_old.shape[-2:] != (len(old_alpha), len(old_beta)):
+        raise ValueError(f"ci_old has shape {ci_old.shape}, strings give {(len(old_alpha), len(old_beta))}")
+    rows_new = new_alpha[a0:a1]
+    pos_a = np.minimum(np.searchsorted(old_alpha, rows_new), max(len(old_alpha) - 1, 0))
+    hit_a = np.flatnonzero(old_alpha[pos_a] == rows_new) if len(old_alpha) else np.zeros(0, np.int64)
+    pos_b = np.minimum(np.searchsorted(old_beta, new_beta), max(len(old_beta) - 1, 0))
+    hit_b = np.flatnonzero(old_beta[pos_b] == new_beta) if len(old_beta) else np.zeros(0, np.int64)
+    out = np.zeros(ci_old.shape[:-2] + (a1 - a0, len(new_beta)))
+    out[..., hit_a[:, None], hit_b[None, :]] = ci_old[..., pos_a[hit_a][:, None], pos_b[hit_b][None, :]]
+    return out

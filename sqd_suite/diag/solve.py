@@ -1,0 +1,354 @@
+"""Lowest eigenpairs of the Hamiltonian on a product space of alpha x beta strings.
+
+:func:`solve` is the entry point: integrals and strings in, a frozen
+:class:`DiagResult` out. Without ``comm`` it runs in one process; with an
+mpi4py communicator every rank holds a block of alpha rows of each vector
+(see :mod:`sqd_suite.diag.distributed`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .davidson import davidson, davidson_memory_bytes
+from .distributed import BlockLayout, RowExchange, alpha_work_weights, partition_rows, set_threads_per_rank
+from .hamiltonian import SubspaceHamiltonian
+from .properties import SpinSquareOperator, largest_determinants, orbital_occupancies
+
+__all__ = ["DiagResult", "solve"]
+
+# Below this many determinants the Hamiltonian is built densely and
+# diagonalized with numpy.linalg.eigh: robust for the tiny subspaces that
+# early SQD iterations produce, and faster than Davidson there.
+DENSE_THRESHOLD = 400
+
+
+@dataclass(frozen=True)
+class DiagResult:
+    """Result of :func:`solve`.
+
+    ``ci`` is this rank's block of rows ``alpha_range`` of the normalized CI
+    matrix, shape ``(a1 - a0, n_b)``, or ``(nroots, a1 - a0, n_b)`` when
+    ``nroots > 1``; its largest entry is positive. ``occupancies`` and
+    ``spin_square`` belong to the lowest root; ``spin_squares`` has one
+    value per root. Energies include ``ecore``. ``timings`` holds seconds
+    per phase: ``tables``, ``diagonal``, ``sigma``, ``davidson`` (solver
+    overhead), ``communication`` (row exchange and reductions),
+    ``properties`` and ``total``. ``comm_bytes`` is the number of bytes this
+    rank received in row exchanges.
+    """
+
+    energy: float
+    energies: np.ndarray
+    ci: np.ndarray
+    alpha_range: tuple[int, int]
+    alpha_strings: np.ndarray
+    beta_strings: np.ndarray
+    occupancies: tuple[np.ndarray, np.ndarray]
+    spin_square: float
+    spin_squares: np.ndarray
+    n_iter: int
+    converged: bool
+    n_matvec: int = 0
+    residual_norms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    comm_bytes: int = 0
+    memory_bytes: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def dimension(self) -> int:
+        """Number of determinants of the subspace."""
+        return len(self.alpha_strings) * len(self.beta_strings)
+
+
+class _Operator:
+    """This rank's rows of (H + penalty) x, with the row exchange and timings."""
+
+    def __init__(
+        self,
+        ham: Any,
+        exchange: RowExchange | None,
+        spin_op: SpinSquareOperator | None,
+        spin_penalty: float,
+        spin_target: float,
+        quadratic: bool,
+    ) -> None:
+        self.ham = ham
+        self.exchange = exchange
+        self.spin_op = spin_op
+        self.spin_penalty = spin_penalty
+        self.spin_target = spin_target
+        self.quadratic = quadratic
+        self.n_a, self.n_b = ham.shape
+        self.a0, self.a1 = ham.alpha_range
+        self.sigma_seconds = 0.0
+        self._tmp: np.ndarray | None = None
+
+    def full(self, x: np.ndarray) -> np.ndarray:
+        """The vector as an (n_a, n_b) matrix holding every row this rank reads."""
+        if self.exchange is None:
+            return x.reshape(self.n_a, self.n_b)
+        return self.exchange.gather(x)
+
+    def penalty(self, c_full: np.ndarray) -> np.ndarray:
+        """This rank's rows of P x, P = S^2 - t or (S^2 - t)^2."""
+        assert self.spin_op is not None
+        y = self.spin_op.matvec(c_full)
+        y -= self.spin_target * c_full[self.a0 : self.a1]
+        if self.quadratic:
+            y_full = self.full(y.ravel()).copy() if self.exchange is not None else y
+            y2 = self.spin_op.matvec(y_full)
+            y2 -= self.spin_target * y
+            y = y2
+        return y
+
+    def __call__(self, x: np.ndarray, out: np.ndarray) -> None:
+        c_full = self.full(x)
+        t0 = time.perf_counter()
+        out2 = out.reshape(self.a1 - self.a0, self.n_b)
+        self.ham.matvec(c_full, out=out2)
+        if self.spin_penalty:
+            out2 += self.spin_penalty * self.penalty(c_full)
+        self.sigma_seconds += time.perf_counter() - t0
+
+
+def _check_strings(strings: np.ndarray, norb: int, n: int, name: str) -> np.ndarray:
+    s = np.asarray(strings)
+    if s.ndim != 1 or len(s) == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of strings")
+    s = s.astype(np.int64)
+    if np.any(s[1:] <= s[:-1]):
+        raise ValueError(f"{name} must be sorted ascending and unique (use numpy.unique)")
+    if s[0] < 0 or (norb < 63 and s[-1] >= (1 << norb)):
+        raise ValueError(f"{name} has strings outside norb={norb} orbitals")
+    if np.any(np.bitwise_count(s) != n):
+        raise ValueError(f"{name} must all have {n} electrons")
+    return s
+
+
+def _initial_vectors(
+    ci0: np.ndarray | None, n_a: int, n_b: int, a0: int, a1: int
+) -> np.ndarray:
+    """This rank's block of the warm-start vectors, shape (k, (a1 - a0) * n_b)."""
+    n_loc = (a1 - a0) * n_b
+    if ci0 is None:
+        return np.zeros((0, n_loc))
+    c = np.asarray(ci0, dtype=np.float64)
+    if c.ndim == 2:
+        c = c[None]
+    if c.ndim != 3 or c.shape[2] != n_b or c.shape[1] not in (n_a, a1 - a0):
+        raise ValueError(
+            f"ci0 must have shape ({n_a}, {n_b}) or this rank's ({a1 - a0}, {n_b}), "
+            f"optionally with a leading root axis; got {np.shape(ci0)}"
+        )
+    if c.shape[1] == n_a:
+        c = c[:, a0:a1]
+    return np.ascontiguousarray(c).reshape(len(c), n_loc)
+
+
+def solve(
+    h1: np.ndarray,
+    h2: np.ndarray,
+    norb: int,
+    nelec: tuple[int, int],
+    alpha_strings: np.ndarray,
+    beta_strings: np.ndarray,
+    *,
+    ecore: float = 0.0,
+    nroots: int = 1,
+    tol: float = 1e-8,
+    max_iter: int = 200,
+    ci0: np.ndarray | None = None,
+    comm: Any | None = None,
+    spin_penalty: float = 0.0,
+    spin_target: float | None = None,
+    residual_tol: float | None = None,
+    max_space: int | None = None,
+    dense_threshold: int = DENSE_THRESHOLD,
+) -> DiagResult:
+    """Lowest ``nroots`` eigenpairs of the Hamiltonian on ``alpha_strings x beta_strings``.
+
+    Args:
+        h1: One-electron integrals ``(norb, norb)``.
+        h2: Two-electron integrals ``(pq|rs)``, ``(norb,) * 4``.
+        norb: Number of spatial orbitals.
+        nelec: ``(n_alpha, n_beta)``.
+        alpha_strings: Sorted unique int64 alpha strings.
+        beta_strings: Sorted unique int64 beta strings.
+        ecore: Constant added to the energies.
+        nroots: Number of lowest states.
+        tol: Convergence threshold: every root's energy changed by less than
+            ``tol`` between iterations and its residual norm is below
+            ``residual_tol`` (default ``sqrt(tol)``), so energies are good to
+            about ``tol``. Use 1e-4..1e-5 in inner loop iterations, 1e-8 at
+            the end.
+        max_iter: Maximum Davidson iterations.
+        ci0: Warm start on the same strings: the full ``(n_a, n_b)`` matrix,
+            this rank's block of rows, or a stack of either for several
+            roots. Map a vector from other strings with
+            :func:`~sqd_suite.diag.properties.map_ci_vector`.
+        comm: mpi4py communicator to distribute alpha rows over, or None.
+        spin_penalty: lambda in ``H + lambda * P`` with ``P = S^2 - t``, or
+            ``(S^2 - t)^2`` when ``spin_target`` exceeds ``Sz(Sz+1)``. Pushes
+            up states of the wrong spin; reported energies are ``<H>``.
+        spin_target: ``t``, the wanted ``<S^2>``; default ``Sz(Sz+1)`` with
+            ``Sz = (n_alpha - n_beta) / 2``, the lowest spin in the sector.
+        residual_tol: See ``tol``.
+        max_space: Davidson basis size (memory ``2 * max_space`` vectors).
+        dense_threshold: Up to this many determinants, diagonalize densely.
+
+    Returns:
+        A :class:`DiagResult`; each rank holds its own block of the vectors.
+    """
+    t_start = time.perf_counter()
+    timings = dict.fromkeys(("tables", "diagonal", "sigma", "davidson", "communication", "properties"), 0.0)
+    n_alpha, n_beta = (int(nelec[0]), int(nelec[1]))
+    alpha = _check_strings(alpha_strings, norb, n_alpha, "alpha_strings")
+    beta = _check_strings(beta_strings, norb, n_beta, "beta_strings")
+    h1 = np.asarray(h1, dtype=np.float64)
+    h2 = np.asarray(h2, dtype=np.float64)
+    if h1.shape != (norb, norb) or h2.shape != (norb,) * 4:
+        raise ValueError(f"h1 and h2 must have shapes {(norb, norb)} and {(norb,) * 4}")
+    n_a, n_b = len(alpha), len(beta)
+    dim = n_a * n_b
+    if not 1 <= nroots <= dim:
+        raise ValueError(f"nroots must be in [1, {dim}] for this subspace, got {nroots}")
+    sz = 0.5 * (n_alpha - n_beta)
+    target = sz * (sz + 1.0) if spin_target is None else float(spin_target)
+    quadratic = target > sz * (sz + 1.0) + 0.1
+
+    size = 1 if comm is None else comm.Get_size()
+    if size > 1:
+        set_threads_per_rank(comm)
+    dense = dim <= dense_threshold
+
+    t0 = time.perf_counter()
+    if size > 1 and not dense:
+        layout = BlockLayout(partition_rows(alpha_work_weights(alpha, beta, norb), size), n_b)
+        a0, a1 = layout.range(comm.Get_rank())
+    else:
+        layout = None
+        a0, a1 = 0, n_a
+    ham = SubspaceHamiltonian.from_integrals(h1, h2, norb, (n_alpha, n_beta), alpha, beta, alpha_range=(a0, a1))
+    spin_op = SpinSquareOperator(alpha, beta, norb, (n_alpha, n_beta), ham.alpha_singles, ham.beta_singles,
+                                 alpha_range=(a0, a1))
+    exchange = None
+    if layout is not None:
+        needed = ham.needed_alpha_rows()
+        # S^2 reads rows one alpha single away; keep them even if H would not.
+        a_ptr, a_tgt = spin_op._alpha[0], spin_op._alpha[1]
+        r0 = spin_op._table_row0
+        needed = np.union1d(needed, a_tgt[a_ptr[a0 - r0] : a_ptr[a1 - r0]])
+        exchange = RowExchange(comm, layout, needed, n_a)
+    timings["tables"] = time.perf_counter() - t0
+    op = _Operator(ham, exchange, spin_op, float(spin_penalty), target, quadratic)
+
+    if dense:
+        theta, vecs, n_iter, n_matvec, conv, rnorm = _dense(op, nroots)
+        timings["sigma"] = op.sigma_seconds
+        memory = 8 * dim * (2 * dim + 2)
+    else:
+        t0 = time.perf_counter()
+        h_diagonal = np.ascontiguousarray(ham.diagonal(), dtype=np.float64).ravel()
+        diagonal = h_diagonal
+        if spin_penalty:
+            diagonal = h_diagonal + spin_penalty * _penalty_diagonal(alpha[a0:a1], beta, sz, target, quadratic)
+        timings["diagonal"] = time.perf_counter() - t0
+        x0 = _initial_vectors(ci0, n_a, n_b, a0, a1)
+        res = davidson(op, diagonal, x0, nroots=nroots, tol=tol, residual_tol=residual_tol,
+                       max_iter=max_iter, max_space=max_space, comm=comm if size > 1 else None,
+                       n_guess=_n_guess(nroots), guess_diagonal=h_diagonal)
+        theta, vecs, n_iter, n_matvec = res.eigenvalues, res.vectors, res.n_iter, res.n_matvec
+        conv, rnorm = res.converged, res.residual_norms
+        timings["sigma"] = op.sigma_seconds
+        timings["davidson"] = res.timings["davidson"]
+        timings["communication"] = res.timings["communication"]
+        memory = davidson_memory_bytes((a1 - a0) * n_b, nroots=nroots, max_space=max_space) + 8 * (a1 - a0) * n_b
+        if exchange is not None:
+            memory += 8 * n_b * (exchange.rows_received + (a1 - a0))
+
+    # Properties: sign, <S^2>, penalty-free energies, occupancies.
+    t0 = time.perf_counter()
+    comm_p = comm if size > 1 and not dense else None
+    vecs = vecs.reshape(nroots, a1 - a0, n_b)
+    s2 = np.empty(nroots)
+    energies = np.empty(nroots)
+    for k in range(nroots):
+        _, _, top = largest_determinants(vecs[k], alpha, beta, 1, alpha_range=(a0, a1), comm=comm_p)
+        if top[0] < 0:
+            vecs[k] *= -1.0
+        c_full = op.full(vecs[k].ravel())
+        s2c = spin_op.matvec(c_full)
+        vals = np.array([np.vdot(vecs[k], s2c), np.vdot(vecs[k], vecs[k]), 0.0])
+        if spin_penalty:
+            pen = op.penalty(c_full)
+            vals[2] = np.vdot(vecs[k], pen)
+        if comm_p is not None:
+            from mpi4py import MPI
+
+            comm_p.Allreduce(MPI.IN_PLACE, vals, op=MPI.SUM)
+        s2[k] = vals[0] / vals[1]
+        energies[k] = theta[k] - spin_penalty * vals[2] / vals[1] + ecore
+    occ = orbital_occupancies(vecs[0], alpha, beta, norb, alpha_range=(a0, a1), comm=comm_p)
+    comm_bytes = 0
+    if exchange is not None:
+        # Row exchanges of the Davidson matvecs and of the properties above.
+        timings["communication"] += exchange.seconds
+        comm_bytes = exchange.bytes_received
+        exchange.free()
+    timings["properties"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_start
+    return DiagResult(
+        energy=float(energies[0]),
+        energies=energies,
+        ci=vecs[0] if nroots == 1 else vecs,
+        alpha_range=(a0, a1),
+        alpha_strings=alpha,
+        beta_strings=beta,
+        occupancies=occ,
+        spin_square=float(s2[0]),
+        spin_squares=s2,
+        n_iter=n_iter,
+        converged=bool(conv),
+        n_matvec=n_matvec,
+        residual_norms=np.asarray(rnorm),
+        comm_bytes=comm_bytes,
+        memory_bytes=int(memory),
+        timings=timings,
+    )
+
+
+def _n_guess(nroots: int) -> int:
+    # One guess finds the ground state; for excited states, extra guesses make
+    # it likely that every symmetry among the low roots is represented (the
+    # diagonal preconditioner never mixes in a symmetry absent from the guesses).
+    return nroots if nroots == 1 else 2 * nroots + 2
+
+
+def _penalty_diagonal(
+    alpha: np.ndarray, beta: np.ndarray, sz: float, target: float, quadratic: bool
+) -> np.ndarray:
+    """Diagonal of P: <S^2>_det = Sz(Sz+1) + #(beta electrons in orbitals empty in alpha)."""
+    d = sz * (sz + 1.0) + np.bitwise_count(beta[None, :] & ~alpha[:, None]).astype(np.float64) - target
+    # (S^2 - t)^2 has diagonal >= d^2; d^2 is the usual cheap stand-in.
+    return (d * d if quadratic else d).ravel()
+
+
+def _dense(op: _Operator, nroots: int) -> tuple[np.ndarray, np.ndarray, int, int, bool, np.ndarray]:
+    """Build (H + penalty) column by column and diagonalize it with eigh."""
+    dim = op.n_a * op.n_b
+    mat = np.empty((dim, dim))
+    e = np.zeros(dim)
+    for j in range(dim):
+        # Row j of a symmetric operator is its column j, and rows are contiguous.
+        e[j] = 1.0
+        op(e, mat[j])
+        e[j] = 0.0
+    mat = 0.5 * (mat + mat.T)
+    w, v = np.linalg.eigh(mat)
+    return w[:nroots], np.ascontiguousarray(v[:, :nroots].T), 1, dim, True, np.zeros(nroots)
+

@@ -7,6 +7,8 @@ word is uint64 (numba turns uint64 mixed with int64 into float64).
 The random draws reproduce numpy's ``Generator.choice(..., replace=False, p=...)``
 and numpy's pairwise float summation operation by operation, so that with the same
 generator state the kernels make exactly the choices qiskit-addon-sqd makes.
+``error_model="numpy"`` keeps numpy's float semantics (0/0 is NaN, not an
+exception), which the weighted draws rely on.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ _S56 = np.uint64(56)
 EPS = 0.01
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def popcount64(x: np.uint64) -> int:
     x = x - ((x >> _S1) & _M1)
     x = (x & _M2) + ((x >> _S2) & _M2)
@@ -37,7 +39,7 @@ def popcount64(x: np.uint64) -> int:
     return np.int64((x * _H01) >> _S56)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def pack_half(bits: np.ndarray, col0: int, norb: int, nwords: int) -> np.ndarray:
     """Pack columns ``col0 .. col0+norb-1`` of a bool matrix; the last column is orbital 0."""
     n = bits.shape[0]
@@ -49,7 +51,7 @@ def pack_half(bits: np.ndarray, col0: int, norb: int, nwords: int) -> np.ndarray
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def unpack_half(words: np.ndarray, norb: int, out: np.ndarray, col0: int) -> None:
     """Inverse of :func:`pack_half`, writing into ``out[:, col0:col0+norb]``."""
     for i in range(words.shape[0]):
@@ -59,7 +61,7 @@ def unpack_half(words: np.ndarray, norb: int, out: np.ndarray, col0: int) -> Non
             ) != _ZERO
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def weights(words: np.ndarray) -> np.ndarray:
     """Hamming weight of each row of packed words."""
     n, nw = words.shape
@@ -72,7 +74,7 @@ def weights(words: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _block_sum(a: np.ndarray, start: int, n: int) -> float:
     # numpy's pairwise_sum base cases (n <= 128): 8 accumulators, then the rest
     if n < 8:
@@ -108,7 +110,7 @@ def _block_sum(a: np.ndarray, start: int, n: int) -> float:
     return res
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def pairwise_sum(a: np.ndarray, start: int, n: int) -> float:
     """``np.sum(a[start:start+n])`` with numpy's exact pairwise summation order.
 
@@ -160,7 +162,7 @@ def pairwise_sum(a: np.ndarray, start: int, n: int) -> float:
     return vals[0]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _searchsorted_right(cdf: np.ndarray, m: int, x: float) -> int:
     lo = 0
     hi = m
@@ -173,7 +175,7 @@ def _searchsorted_right(cdf: np.ndarray, m: int, x: float) -> int:
     return lo
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def choice_without_replacement(
     p: np.ndarray,
     m: int,
@@ -222,7 +224,7 @@ def choice_without_replacement(
     return upos
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _p_flip_0_to_1(ratio_exp: float, occ: float) -> float:
     if occ < ratio_exp:
         return occ * EPS / ratio_exp
@@ -233,7 +235,7 @@ def _p_flip_0_to_1(ratio_exp: float, occ: float) -> float:
     return occ * slope + intercept
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _correct_half(
     words: np.ndarray,
     occ: np.ndarray,
@@ -324,7 +326,7 @@ def _correct_half(
     return upos
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def flips_needed(alpha: np.ndarray, beta: np.ndarray, n_alpha: int, n_beta: int) -> int:
     """Total number of bits recovery must flip: the first-round draws it makes."""
     total = 0
@@ -335,7 +337,7 @@ def flips_needed(alpha: np.ndarray, beta: np.ndarray, n_alpha: int, n_beta: int)
     return total
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def recover_rows(
     alpha: np.ndarray,
     beta: np.ndarray,
@@ -381,7 +383,7 @@ def recover_rows(
     return alpha.shape[0], upos
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def subsample_indices(
     p: np.ndarray,
     samples_per_batch: int,
@@ -407,7 +409,7 @@ def subsample_indices(
     return out.shape[0], upos
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def words_to_int64(words: np.ndarray) -> np.ndarray:
     """Single-word strings as int64 (orbital 63, when present, is the sign bit)."""
     n = words.shape[0]
@@ -417,7 +419,7 @@ def words_to_int64(words: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def int64_to_words(strings: np.ndarray) -> np.ndarray:
     n = strings.shape[0]
     out = np.empty((n, 1), dtype=np.uint64)

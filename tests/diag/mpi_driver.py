@@ -1,0 +1,135 @@
+"""Run `solve` (or timed sigmas) under MPI on a test problem; rank 0 prints one JSON line.
+
+Launched by tests/diag/test_mpi.py and bench/diag.py as
+``mpiexec -n P python tests/diag/mpi_driver.py --npz problem.npz`` (arrays
+h1, h2, ecore, norb, nelec, alpha, beta, e.g. from :func:`save_problem`) or
+``--problem NAME``. A named problem is built on rank 0 and broadcast: SCF
+orbitals of degenerate shells (N2's pi) can come out rotated differently in
+different processes, and a string subspace is not invariant to that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+from mpi4py import MPI
+
+
+def problem(name: str, n_strings: int, seed: int) -> tuple[np.ndarray, np.ndarray, float, int, tuple[int, int], np.ndarray, np.ndarray]:
+    """Integrals and (alpha, beta) strings of a named test problem."""
+    from pyscf import ao2mo, gto, mcscf, scf
+    from pyscf.fci import cistring
+
+    if name == "n2-sto3g":
+        mol = gto.M(atom="N 0 0 0; N 0 0 1.1", basis="sto-3g", verbose=0)
+        mf = scf.RHF(mol).run()
+        c = mf.mo_coeff
+        h1 = c.T @ mf.get_hcore() @ c
+        h2 = ao2mo.restore(1, ao2mo.kernel(mol, c), mol.nao)
+        norb, nelec, ecore = mol.nao, mol.nelec, mol.energy_nuc()
+    elif name == "n2-ccpvdz":
+        mol = gto.M(atom="N 0 0 0; N 0 0 1.1", basis="cc-pvdz", verbose=0)
+        mf = scf.RHF(mol).run()
+        mc = mcscf.CASCI(mf, 26, (5, 5))
+        h1, ecore = mc.get_h1eff()
+        h2 = ao2mo.restore(1, mc.get_h2eff(), 26)
+        norb, nelec = 26, (5, 5)
+    else:
+        raise ValueError(f"unknown problem {name}")
+    rng = np.random.default_rng(seed)
+    strings = []
+    for n in nelec:
+        full = np.asarray(cistring.make_strings(range(norb), n), dtype=np.int64)
+        if n_strings >= len(full):
+            strings.append(full)
+            continue
+        # Biased toward low orbitals, as sampled strings are; HF string always in.
+        weight = np.exp(-0.35 * np.array([sum((int(s) >> p & 1) * p for p in range(norb)) for s in full]))
+        pick = rng.choice(len(full), size=n_strings, replace=False, p=weight / weight.sum())
+        strings.append(np.union1d(full[:1], full[pick]))
+    return h1, h2, float(ecore), norb, tuple(nelec), strings[0], strings[1]
+
+
+def save_problem(path: str, h1, h2, ecore, norb, nelec, alpha, beta) -> None:  # noqa: ANN001
+    np.savez(path, h1=h1, h2=h2, ecore=ecore, norb=norb, nelec=np.asarray(nelec), alpha=alpha, beta=beta)
+
+
+def load_problem(path: str) -> tuple:
+    with np.load(path) as f:
+        return (f["h1"], f["h2"], float(f["ecore"]), int(f["norb"]), tuple(int(n) for n in f["nelec"]),
+                f["alpha"], f["beta"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--problem", default="n2-sto3g")
+    ap.add_argument("--npz", default=None, help="load the problem from this file instead")
+    ap.add_argument("--strings", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--nroots", type=int, default=1)
+    ap.add_argument("--tol", type=float, default=1e-12)
+    ap.add_argument("--sigma-repeats", type=int, default=0, help="time this many sigmas instead of solving")
+    args = ap.parse_args(argv)
+
+    from sqd_suite.diag import solve
+    from sqd_suite.diag.distributed import BlockLayout, RowExchange, alpha_work_weights, partition_rows, set_threads_per_rank
+    from sqd_suite.diag.hamiltonian import SubspaceHamiltonian
+
+    comm = MPI.COMM_WORLD
+    if args.npz:
+        h1, h2, ecore, norb, nelec, alpha, beta = load_problem(args.npz)
+    else:
+        built = problem(args.problem, args.strings, args.seed) if comm.Get_rank() == 0 else None
+        h1, h2, ecore, norb, nelec, alpha, beta = comm.bcast(built, root=0)
+    out: dict[str, object] = {"ranks": comm.Get_size(), "n_a": len(alpha), "n_b": len(beta)}
+    if args.sigma_repeats:
+        threads = set_threads_per_rank(comm) if comm.Get_size() > 1 else None
+        bounds = partition_rows(alpha_work_weights(alpha, beta, norb), comm.Get_size())
+        layout = BlockLayout(bounds, len(beta))
+        a0, a1 = layout.range(comm.Get_rank())
+        ham = SubspaceHamiltonian.from_integrals(h1, h2, norb, nelec, alpha, beta, alpha_range=(a0, a1))
+        x = np.random.default_rng(1).normal(size=(len(alpha), len(beta)))[a0:a1].copy()
+        y = np.empty_like(x)
+        exchange = RowExchange(comm, layout, ham.needed_alpha_rows(), len(alpha)) if comm.Get_size() > 1 else None
+        full = exchange.gather(x) if exchange else x
+        ham.matvec(full, out=y)  # warm-up (JIT)
+        comm.Barrier()
+        t0 = time.perf_counter()
+        for _ in range(args.sigma_repeats):
+            full = exchange.gather(x) if exchange else x
+            ham.matvec(full, out=y)
+        comm.Barrier()
+        dt = (time.perf_counter() - t0) / args.sigma_repeats
+        norm = comm.allreduce(float(np.vdot(y, y)))
+        out.update(sigma_seconds=dt, sigma_norm=norm, threads=threads,
+                   bytes_per_sigma=comm.allreduce(exchange.bytes_per_gather if exchange else 0),
+                   rows=[int(b) for b in bounds])
+    else:
+        res = solve(h1, h2, norb, nelec, alpha, beta, ecore=ecore, nroots=args.nroots, tol=args.tol,
+                    comm=comm, dense_threshold=0)
+        blocks = comm.gather(res.ci if res.ci.ndim == 2 else res.ci[0], root=0)
+        out.update(
+            energies=res.energies.tolist(),
+            spin_square=res.spin_square,
+            occ_a=res.occupancies[0].tolist(),
+            occ_b=res.occupancies[1].tolist(),
+            n_iter=res.n_iter,
+            converged=res.converged,
+            comm_bytes=comm.allreduce(res.comm_bytes),
+            timings=res.timings,
+        )
+        if comm.Get_rank() == 0:
+            ci = np.concatenate(blocks, axis=0)
+            out["ci_first"] = ci.ravel()[:20].tolist()
+            out["ci_norm"] = float(np.vdot(ci, ci))
+    if comm.Get_rank() == 0:
+        print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -204,6 +204,10 @@ class _Tracker:
         return values
 
 
+class _BudgetExhausted(Exception):
+    """Raised inside an objective to stop scipy at the evaluation budget."""
+
+
 def cobyla(
     objective: BatchObjective,
     x0: np.ndarray,
@@ -215,30 +219,40 @@ def cobyla(
     """COBYLA (scipy), one evaluation per generation; generation 0 is ``x0``.
 
     ``rhobeg`` is the initial trust-region radius (the closed loop passes
-    ``init_noise``: the same scale as the DE walkers' spread).
+    ``init_noise``: the same scale as the DE walkers' spread). COBYLA's first
+    ``d + 1`` evaluations build its initial simplex (one coordinate step of
+    ``rhobeg`` each), so with ``max_evaluations <= d + 1`` it is a coordinate
+    scan; the budget is enforced exactly even when scipy would ask for more.
     """
     x0 = np.asarray(x0, dtype=float).ravel()
     track = _Tracker(objective, callback)
 
     def fun(x: np.ndarray) -> float:
+        if track.nfev >= max_evaluations:
+            raise _BudgetExhausted
         value = float(track(x[None, :])[0])
         # COBYLA cannot step away from an infinite value; a large finite one works.
         return value if np.isfinite(value) else 1e10
 
-    res = scipy.optimize.minimize(
-        fun, x0, method="COBYLA",
-        options={"maxiter": int(max_evaluations), "rhobeg": float(rhobeg), "tol": 1e-8},
-    )
+    # scipy insists on at least d + 2 evaluations; the budget is enforced in fun.
+    maxfun = max(int(max_evaluations), x0.size + 2)
+    try:
+        res = scipy.optimize.minimize(
+            fun, x0, method="COBYLA", options={"maxiter": maxfun, "rhobeg": float(rhobeg), "tol": 1e-8}
+        )
+        x_last, message = np.asarray(res.x, dtype=float), f"COBYLA: {res.message}"
+    except _BudgetExhausted:
+        x_last, message = track.best_x, f"COBYLA: stopped at the budget of {max_evaluations} evaluations"
     if track.best_x is None:  # pragma: no cover - scipy always evaluates x0
         raise RuntimeError("COBYLA made no evaluation")
     return OptimizeResult(
         x=track.best_x,
         fun=track.best_value,
-        x_last=np.asarray(res.x, dtype=float),
+        x_last=x_last,
         nfev=track.nfev,
         ngen=len(track.history),
         history=tuple(track.history),
-        message=f"COBYLA: {res.message}",
+        message=message,
     )
 
 

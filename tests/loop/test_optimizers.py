@@ -149,3 +149,11 @@ def test_spsa_is_deterministic() -> None:
     b = spsa(pointwise(shifted_quadratic), np.zeros(3), max_evaluations=41, seed=2)
     np.testing.assert_array_equal(a.x_last, b.x_last)
     assert shifted_quadratic(a.x_last) < shifted_quadratic(np.zeros(3))
+
+
+def test_cobyla_keeps_the_budget_below_its_simplex_size() -> None:
+    # scipy needs d + 2 evaluations at least; the budget still holds.
+    res = cobyla(pointwise(shifted_quadratic), np.zeros(4), max_evaluations=3, rhobeg=0.5)
+    assert res.nfev == 3
+    assert res.fun < shifted_quadratic(np.zeros(4))
+    assert "budget" in res.message

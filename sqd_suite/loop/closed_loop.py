@@ -1,0 +1,472 @@
+"""Closed-loop SQD: optimise the LUCJ parameters with the SQD energy as the objective.
+
+The parameter vector is the ansatz's flat vector (``ansatz.to_parameters()``,
+which includes the final orbital rotation when ``circuit.final_orbital_rotation``
+is on). One *evaluation* of a vector samples its circuit with the configured
+sampler (``closed_loop.shots`` shots), runs the self-consistent SQD loop on the
+samples and returns its energy. The optimiser (:mod:`sqd_suite.loop.optimizers`,
+chosen by ``closed_loop.optimizer``) sees only energies:
+
+- ``differential_evolution``: best/2/bin over ``population`` walkers; walker 0
+  of generation 0 is the CCSD-initialised ansatz (the open-loop result), the
+  others it plus uniform noise ``init_noise``; ``generations`` further
+  generations follow.
+- ``cobyla`` / ``spsa``: a local search from the CCSD parameters within
+  ``max_evaluations`` evaluations; ``init_noise`` sets the initial trust
+  radius (COBYLA) or the perturbation and first step (SPSA).
+
+Carry-over between generations: every walker of generation ``g`` adds to its
+subspace the carry-over strings of the best evaluation of generations
+``< g`` (its large-weight determinants), so what one generation found is
+never lost.
+
+Randomness: evaluation ``(generation, walker)`` samples and subsamples with
+seeds from :func:`evaluation_seeds` ``(closed_loop.seed, generation, walker)``
+and the optimisers draw from ``(closed_loop.seed, generation)``, so the run is
+a deterministic function of the recorded energies. Resume replays it: pass the
+evaluations a crashed run recorded as ``completed`` and they are reused, not
+recomputed (their parameter hashes are checked).
+
+Parallel walkers: with an mpi4py communicator of several ranks, the ranks are
+split into ``min(size, walkers)`` groups; group ``k`` evaluates the walkers
+``w`` with ``w % groups == k`` (its leader samples, the group runs the SQD
+loop and Davidson together) and the results are shared with every rank.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from sqd_suite.config import ClosedLoopConfig, SamplerConfig, SQDConfig
+from sqd_suite.errors import SQDInputError
+from sqd_suite.loop.optimizers import OptimizeResult, cobyla, differential_evolution, spsa
+from sqd_suite.loop.sqd import SQD
+
+__all__ = [
+    "ClosedLoopResult",
+    "GenerationSummary",
+    "WalkerEvaluation",
+    "evaluation_seeds",
+    "params_hash",
+    "read_evaluations",
+    "run_closed_loop",
+    "write_evaluation",
+]
+
+
+class SampleFn(Protocol):
+    """The sampler contract (:func:`sqd_suite.sampling.sample`)."""
+
+    def __call__(self, ansatz: Any, shots: int, settings: SamplerConfig, *, seed: int) -> Any: ...
+
+
+def params_hash(params: np.ndarray) -> str:
+    """A short stable fingerprint of a parameter vector (float64 bytes)."""
+    data = np.ascontiguousarray(np.asarray(params, dtype=np.float64)).tobytes()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def evaluation_seeds(seed: int, generation: int, walker: int) -> tuple[int, int]:
+    """``(sampler seed, SQD seed)`` of one evaluation: a function of ``(seed, generation, walker)`` only."""
+    state = np.random.SeedSequence([int(seed), int(generation), int(walker)]).generate_state(2, dtype=np.uint32)
+    return int(state[0]), int(state[1])
+
+
+@dataclass(frozen=True)
+class WalkerEvaluation:
+    """One evaluation of the objective (what the run file records).
+
+    ``subspace_shape`` is the SQD result's ``(n_alpha, n_beta)`` strings;
+    ``distinct_strings`` the distinct alpha/beta strings over the last SQD
+    iteration's batches; ``distinct_bitstrings`` the distinct sampled
+    outcomes. ``carryover`` are the result's large-weight strings (they seed
+    later generations when this evaluation is the best). ``timings`` holds
+    seconds for ``sample``, ``sqd`` and ``total``.
+    """
+
+    generation: int
+    walker: int
+    params: np.ndarray
+    params_hash: str
+    sampler_seed: int
+    sqd_seed: int
+    energy: float
+    subspace_shape: tuple[int, int]
+    distinct_strings: tuple[int, int]
+    distinct_bitstrings: int
+    sqd_iterations: int
+    carryover: tuple[np.ndarray, np.ndarray]
+    carryover_in: tuple[int, int]
+    occupancies: tuple[np.ndarray, np.ndarray]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def dimension(self) -> int:
+        return self.subspace_shape[0] * self.subspace_shape[1]
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    """One generation: its evaluations' energies and dimensions, and the best so far."""
+
+    generation: int
+    n_evaluations: int
+    best_energy: float
+    mean_energy: float
+    best_so_far: float
+    mean_dimension: float
+    max_dimension: int
+    seconds: float
+    resumed: bool
+
+
+@dataclass(frozen=True)
+class ClosedLoopResult:
+    """Outcome of :func:`run_closed_loop`.
+
+    ``energy``/``params`` belong to the best evaluation ``best``;
+    ``open_loop`` is generation 0, walker 0 (the CCSD-initialised ansatz, no
+    carry-over: the plain SQD result at the same shots and subspace cap).
+    ``improvement`` is ``open_loop.energy - energy`` (>= 0).
+    """
+
+    energy: float
+    params: np.ndarray
+    best: WalkerEvaluation
+    open_loop: WalkerEvaluation
+    evaluations: tuple[WalkerEvaluation, ...]
+    generations: tuple[GenerationSummary, ...]
+    optimizer: str
+    message: str
+    e_exact: float | None = None
+
+    @property
+    def improvement(self) -> float:
+        return self.open_loop.energy - self.energy
+
+    @property
+    def n_evaluations(self) -> int:
+        return len(self.evaluations)
+
+    def table(self) -> str:
+        """The per-generation history as a plain-text table (mHa against exact when known)."""
+        ref = self.e_exact
+        head = f"{'gen':>4} {'evals':>5} {'best':>16} {'mean':>16} {'best so far':>16}"
+        head += f" {'err (mHa)':>10}" if ref is not None else ""
+        head += f" {'mean dim':>10} {'max dim':>8} {'time (s)':>9}"
+        lines = [head]
+        for g in self.generations:
+            line = f"{g.generation:>4} {g.n_evaluations:>5} {g.best_energy:>16.8f} {g.mean_energy:>16.8f} {g.best_so_far:>16.8f}"
+            if ref is not None:
+                line += f" {1e3 * (g.best_so_far - ref):>10.3f}"
+            line += f" {g.mean_dimension:>10.0f} {g.max_dimension:>8d} {g.seconds:>9.2f}"
+            if g.resumed:
+                line += "  (resumed)"
+            lines.append(line)
+        return "\n".join(lines)
+
+
+def _walker_groups(comm: Any | None, n_walkers: int) -> tuple[int, int, Any | None, Any | None]:
+    """(groups, this rank's group, group communicator for SQD, communicator to free)."""
+    if comm is None or comm.Get_size() == 1:
+        return 1, 0, None, None
+    size, rank = comm.Get_size(), comm.Get_rank()
+    n_groups = min(size, n_walkers)
+    color = rank * n_groups // size
+    sub = comm.Split(color, rank)
+    return n_groups, color, (sub if sub.Get_size() > 1 else None), sub
+
+
+class _Objective:
+    """The SQD energy of parameter vectors, batch by batch (one batch = one generation)."""
+
+    def __init__(
+        self,
+        hamiltonian: Any,
+        ansatz: Any,
+        sampler: SamplerConfig,
+        sqd: SQDConfig,
+        config: ClosedLoopConfig,
+        *,
+        comm: Any | None,
+        completed: Sequence[WalkerEvaluation],
+        callback: Callable[[WalkerEvaluation], None] | None,
+        sample_fn: SampleFn,
+    ) -> None:
+        self.hamiltonian = hamiltonian
+        self.ansatz = ansatz
+        self.sampler = sampler
+        self.sqd = sqd
+        self.config = config
+        self.shots = config.shots or sampler.shots
+        self.comm = comm if comm is not None and comm.Get_size() > 1 else None
+        self.completed = {(e.generation, e.walker): e for e in completed}
+        self.callback = callback
+        self.sample_fn = sample_fn
+        self.evaluations: list[WalkerEvaluation] = []
+        self.generations: list[GenerationSummary] = []
+        self.best: WalkerEvaluation | None = None
+        empty = np.zeros(0, dtype=np.int64)
+        self.carry: tuple[np.ndarray, np.ndarray] = (empty, empty)
+
+    def __call__(self, points: np.ndarray, generation: int) -> np.ndarray:
+        t0 = time.perf_counter()
+        # The carry-over of this generation is fixed before any walker runs.
+        carry = self.carry
+        todo = []
+        for w, x in enumerate(points):
+            rec = self.completed.get((generation, w))
+            if rec is None:
+                todo.append(w)
+            elif rec.params_hash != params_hash(x):
+                raise SQDInputError(
+                    "closed_loop",
+                    f"the recorded evaluation (generation {generation}, walker {w}) has other parameters "
+                    "than the replay computes",
+                    fix="resume with the same closed_loop, circuit and sqd settings, or start a new run file",
+                )
+        fresh = self._evaluate(points, generation, todo, carry)
+        batch: list[WalkerEvaluation] = []
+        for w in range(len(points)):
+            if w in fresh:
+                ev = fresh[w]
+                if self.callback is not None:
+                    self.callback(ev)
+            else:
+                ev = self.completed[(generation, w)]
+            batch.append(ev)
+        self.evaluations.extend(batch)
+        energies = np.array([e.energy for e in batch])
+        i = int(np.argmin(energies))
+        if self.best is None or batch[i].energy < self.best.energy:
+            self.best = batch[i]
+            self.carry = self.best.carryover
+        dims = np.array([e.dimension for e in batch])
+        resumed = not todo
+        seconds = sum(e.timings.get("total", 0.0) for e in batch) if resumed else time.perf_counter() - t0
+        self.generations.append(GenerationSummary(
+            generation=generation,
+            n_evaluations=len(batch),
+            best_energy=float(energies[i]),
+            mean_energy=float(energies.mean()),
+            best_so_far=float(self.best.energy),
+            mean_dimension=float(dims.mean()),
+            max_dimension=int(dims.max()),
+            seconds=float(seconds),
+            resumed=resumed,
+        ))
+        return energies
+
+    def _evaluate(
+        self, points: np.ndarray, generation: int, todo: list[int], carry: tuple[np.ndarray, np.ndarray]
+    ) -> dict[int, WalkerEvaluation]:
+        if not todo:
+            return {}
+        n_groups, group, subcomm, to_free = _walker_groups(self.comm, len(todo))
+        try:
+            mine = [
+                self._evaluate_one(points[w], generation, w, carry, subcomm)
+                for k, w in enumerate(todo) if k % n_groups == group
+            ]
+        finally:
+            if to_free is not None:
+                to_free.Free()
+        if self.comm is None:
+            return {e.walker: e for e in mine}
+        lead = subcomm is None or subcomm.Get_rank() == 0
+        out: dict[int, WalkerEvaluation] = {}
+        for part in self.comm.allgather(mine if lead else []):
+            for e in part:
+                out.setdefault(e.walker, e)
+        return out
+
+    def _evaluate_one(
+        self, x: np.ndarray, generation: int, walker: int, carry: tuple[np.ndarray, np.ndarray], subcomm: Any | None
+    ) -> WalkerEvaluation:
+        t0 = time.perf_counter()
+        sampler_seed, sqd_seed = evaluation_seeds(self.config.seed, generation, walker)
+        ansatz = self.ansatz.with_parameters(x)
+        # One sampler call per walker (a QPU job must not be submitted twice).
+        samples = None
+        if subcomm is None or subcomm.Get_rank() == 0:
+            samples = self.sample_fn(ansatz, self.shots, self.sampler, seed=sampler_seed)
+        if subcomm is not None:
+            samples = subcomm.bcast(samples, root=0)
+        t_sample = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        result = SQD(self.hamiltonian, samples, self.sqd, seed=sqd_seed, comm=subcomm).kernel(
+            carryover=carry if len(carry[0]) or len(carry[1]) else None
+        )
+        t_sqd = time.perf_counter() - t1
+        last = result.iterations[-1]
+        return WalkerEvaluation(
+            generation=int(generation),
+            walker=int(walker),
+            params=np.array(x, dtype=np.float64, copy=True),
+            params_hash=params_hash(x),
+            sampler_seed=sampler_seed,
+            sqd_seed=sqd_seed,
+            energy=float(result.energy),
+            subspace_shape=(int(result.subspace_shape[0]), int(result.subspace_shape[1])),
+            distinct_strings=(int(last.distinct_strings[0]), int(last.distinct_strings[1])),
+            distinct_bitstrings=int(len(samples.counts)),
+            sqd_iterations=len(result.iterations),
+            carryover=(np.asarray(last.carryover[0], np.int64), np.asarray(last.carryover[1], np.int64)),
+            carryover_in=(len(carry[0]), len(carry[1])),
+            occupancies=(np.asarray(result.occupancies[0]), np.asarray(result.occupancies[1])),
+            timings={"sample": t_sample, "sqd": t_sqd, "total": time.perf_counter() - t0},
+        )
+
+
+def _default_sample_fn() -> SampleFn:
+    from sqd_suite.sampling import sample
+
+    return sample
+
+
+def run_closed_loop(
+    hamiltonian: Any,
+    ansatz: Any,
+    sampler: SamplerConfig,
+    sqd: SQDConfig,
+    config: ClosedLoopConfig,
+    *,
+    comm: Any | None = None,
+    completed: Sequence[WalkerEvaluation] = (),
+    callback: Callable[[WalkerEvaluation], None] | None = None,
+    sample_fn: SampleFn | None = None,
+) -> ClosedLoopResult:
+    """Optimise the ansatz parameters with the SQD energy as the objective.
+
+    Args:
+        hamiltonian: An :class:`~sqd_suite.hamiltonian.ActiveSpaceHamiltonian`.
+        ansatz: The CCSD-initialised :class:`~sqd_suite.circuits.LUCJAnsatz`
+            (walker 0 of generation 0; its ``to_parameters()`` is ``x0``).
+        sampler: The ``sampler`` section (kind, noise); ``closed_loop.shots``
+            overrides its ``shots``.
+        sqd: The ``sqd`` section (batches, iterations, ``max_dim`` cap).
+        config: The ``closed_loop`` section.
+        comm: mpi4py communicator; several ranks evaluate walkers in parallel.
+        completed: Evaluations recorded by an interrupted run: reused, not
+            recomputed, so the run continues where it stopped.
+        callback: Called on every rank with each new evaluation as soon as its
+            generation is done (write it to the run file there, on rank 0).
+        sample_fn: The sampler (default :func:`sqd_suite.sampling.sample`).
+
+    Returns:
+        A :class:`ClosedLoopResult`.
+    """
+    x0 = np.asarray(ansatz.to_parameters(), dtype=np.float64)
+    if x0.size == 0:
+        raise SQDInputError("circuit", "the ansatz has no parameters to optimise", fix="use n_reps >= 1")
+    if config.optimizer == "differential_evolution" and config.population < 3:
+        raise SQDInputError(
+            "closed_loop.population", f"differential evolution needs at least 3 walkers (got {config.population})",
+            fix="use population >= 3 (>= 5 lets best/2/bin draw four distinct partners)",
+        )
+    objective = _Objective(
+        hamiltonian, ansatz, sampler, sqd, config,
+        comm=comm, completed=completed, callback=callback,
+        sample_fn=sample_fn or _default_sample_fn(),
+    )
+    res: OptimizeResult
+    if config.optimizer == "differential_evolution":
+        res = differential_evolution(
+            objective, x0, population=config.population, generations=config.generations,
+            mutation=config.mutation, crossover=config.crossover, init_noise=config.init_noise, seed=config.seed,
+        )
+    elif config.optimizer == "cobyla":
+        res = cobyla(objective, x0, max_evaluations=config.max_evaluations, rhobeg=config.init_noise)
+    elif config.optimizer == "spsa":
+        res = spsa(objective, x0, max_evaluations=config.max_evaluations, perturbation=config.init_noise,
+                   seed=config.seed)
+    else:  # pragma: no cover - the config schema allows only the three
+        raise SQDInputError("closed_loop.optimizer", f"unknown optimizer {config.optimizer!r}",
+                            fix="use differential_evolution, cobyla or spsa")
+    best = objective.best
+    assert best is not None  # every optimiser evaluates x0
+    open_loop = objective.evaluations[0]
+    return ClosedLoopResult(
+        energy=best.energy,
+        params=best.params,
+        best=best,
+        open_loop=open_loop,
+        evaluations=tuple(objective.evaluations),
+        generations=tuple(objective.generations),
+        optimizer=config.optimizer,
+        message=res.message,
+        e_exact=getattr(hamiltonian, "e_exact", None),
+    )
+
+
+# --- run-file records -------------------------------------------------------
+
+_SCALAR_FIELDS = ("generation", "walker", "params_hash", "sampler_seed", "sqd_seed", "energy",
+                  "distinct_bitstrings", "sqd_iterations")
+
+
+def _name(generation: int, walker: int) -> str:
+    return f"g{generation:05d}_w{walker:04d}"
+
+
+def write_evaluation(group: Any, evaluation: WalkerEvaluation) -> None:
+    """Append one evaluation to an HDF5 group (e.g. ``/closed_loop/evaluations``).
+
+    The subgroup gets the attribute ``complete`` last, and is flushed, so a
+    crash mid-write leaves a record that :func:`read_evaluations` skips (and
+    that is rewritten on resume).
+    """
+    name = _name(evaluation.generation, evaluation.walker)
+    if name in group:
+        del group[name]  # an incomplete record of a crashed write
+    g = group.create_group(name)
+    for key in _SCALAR_FIELDS:
+        g.attrs[key] = getattr(evaluation, key)
+    g.attrs["subspace_shape"] = np.asarray(evaluation.subspace_shape, dtype=np.int64)
+    g.attrs["distinct_strings"] = np.asarray(evaluation.distinct_strings, dtype=np.int64)
+    g.attrs["carryover_in"] = np.asarray(evaluation.carryover_in, dtype=np.int64)
+    g.create_dataset("params", data=np.asarray(evaluation.params, dtype=np.float64))
+    g.create_dataset("carryover_alpha", data=np.asarray(evaluation.carryover[0], dtype=np.int64))
+    g.create_dataset("carryover_beta", data=np.asarray(evaluation.carryover[1], dtype=np.int64))
+    g.create_dataset("occupancies", data=np.vstack(evaluation.occupancies).astype(np.float64))
+    t = g.create_group("timings")
+    for key, value in evaluation.timings.items():
+        t.attrs[key] = float(value)
+    g.attrs["complete"] = True
+    group.file.flush()
+
+
+def read_evaluations(group: Any) -> list[WalkerEvaluation]:
+    """The complete evaluations in a group written by :func:`write_evaluation`, in order."""
+    out = []
+    for name in sorted(group):
+        g = group[name]
+        if not g.attrs.get("complete", False):
+            continue
+        a = {k: g.attrs[k] for k in _SCALAR_FIELDS}
+        occ = g["occupancies"][()]
+        out.append(WalkerEvaluation(
+            generation=int(a["generation"]),
+            walker=int(a["walker"]),
+            params=g["params"][()],
+            params_hash=str(a["params_hash"]),
+            sampler_seed=int(a["sampler_seed"]),
+            sqd_seed=int(a["sqd_seed"]),
+            energy=float(a["energy"]),
+            subspace_shape=tuple(int(v) for v in g.attrs["subspace_shape"]),  # type: ignore[arg-type]
+            distinct_strings=tuple(int(v) for v in g.attrs["distinct_strings"]),  # type: ignore[arg-type]
+            distinct_bitstrings=int(a["distinct_bitstrings"]),
+            sqd_iterations=int(a["sqd_iterations"]),
+            carryover=(g["carryover_alpha"][()], g["carryover_beta"][()]),
+            carryover_in=tuple(int(v) for v in g.attrs["carryover_in"]),  # type: ignore[arg-type]
+            occupancies=(occ[0], occ[1]),
+            timings={k: float(v) for k, v in g["timings"].attrs.items()},
+        ))
+    out.sort(key=lambda e: (e.generation, e.walker))
+    return out

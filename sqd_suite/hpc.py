@@ -258,11 +258,11 @@ def estimate_resources(
 _PROBE = "from mpi4py import MPI; print(MPI.COMM_WORLD.Get_size())"
 
 
-def _srun_speaks_mpi(nranks: int, python: str, timeout: float) -> bool:
-    """Start nranks tasks with srun and check that mpi4py sees them as one world."""
+def _srun_speaks_mpi(srun: list[str], nranks: int, python: str, timeout: float) -> bool:
+    """Start nranks tasks with this srun command and check that mpi4py sees them as one world."""
     try:
         out = subprocess.run(
-            ["srun", "-n", str(nranks), python, "-c", _PROBE],
+            [*srun, "-n", str(nranks), python, "-c", _PROBE],
             capture_output=True, text=True, timeout=timeout, check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
@@ -295,9 +295,11 @@ def launcher_command(
     """The command prefix that starts ``nranks`` MPI ranks here.
 
     ``$SQD_LAUNCHER`` (e.g. ``"srun --mpi=pmi2"`` or ``"mpiexec"``) wins; the
-    rank count is appended as ``-n N``. Inside a Slurm allocation ``srun`` is
-    used when a probe shows mpi4py ranks see each other; otherwise (and under
-    PBS or no scheduler) ``mpiexec``, from PATH or beside ``python``.
+    rank count is appended as ``-n N``. Inside a Slurm allocation ``srun`` (or
+    ``srun --mpi=pmi2``) is used when a probe shows mpi4py ranks see each
+    other; otherwise (and under PBS or no scheduler) ``mpiexec``, from PATH or
+    beside ``python``; Hydra's mpiexec starts its proxies through Slurm or
+    the PBS node file.
     """
     env = os.environ if environ is None else environ
     python = python or sys.executable
@@ -307,8 +309,10 @@ def launcher_command(
     if chosen:
         return [*shlex.split(chosen), "-n", str(nranks)]
     if "SLURM_JOB_ID" in env and shutil.which("srun", path=env.get("PATH")):
-        if _srun_speaks_mpi(nranks, python, probe_timeout):
-            return ["srun", "-n", str(nranks)]
+        # The site's default MPI plugin first, then PMI-2, which MPICH's PMI-1 client also speaks.
+        for srun in (["srun"], ["srun", "--mpi=pmi2"]):
+            if _srun_speaks_mpi(srun, nranks, python, probe_timeout):
+                return [*srun, "-n", str(nranks)]
     cmd = [_find_mpiexec(python, env), "-n", str(nranks)]
     nodefile = env.get("PBS_NODEFILE")
     if nodefile:

@@ -164,6 +164,12 @@ def pairwise_sum(a: np.ndarray, start: int, n: int) -> float:
 
 @numba.njit(cache=True, error_model="numpy")
 def _searchsorted_right(cdf: np.ndarray, m: int, x: float) -> int:
+    # first j with cdf[j] > x, as np.searchsorted(cdf[:m], x, side="right")
+    if m <= 32:
+        for j in range(m):
+            if cdf[j] > x:
+                return j
+        return m
     lo = 0
     hi = m
     while lo < hi:
@@ -273,10 +279,11 @@ def _correct_half(
         else:
             pr = _p_flip_0_to_1(ratio, occ[q])
         probs[c] = min(1.0, max(0.0, pr))
+    # qiskit-addon-sqd normalises all weights (unless all are zero) before
+    # taking the candidates'; only the candidates' quotients are ever used
     tot = pairwise_sum(probs, 0, norb)
-    if tot != 0.0:
-        for c in range(norb):
-            probs[c] /= tot
+    if tot == 0.0:
+        tot = 1.0
     # flip ones when there are too many electrons, zeros when too few
     flip_ones = n_diff > 0
     k = n_diff if flip_ones else -n_diff
@@ -284,7 +291,7 @@ def _correct_half(
     for c in range(norb):
         if bits[c] == flip_ones:
             cand[m] = c
-            sub[m] = probs[c]
+            sub[m] = probs[c] / tot
             m += 1
     s = pairwise_sum(sub, 0, m)
     npos = 0

@@ -14,9 +14,17 @@ from collections.abc import Callable
 import numpy as np
 
 _ADVANCE_BLOCK = 1 << 20
+# uniforms held at once: bounds memory whatever the number of rows
+_MAX_CHUNK = 1 << 20
 
 
 def _advance(rng: np.random.Generator, n: int) -> None:
+    """Advance ``rng`` by ``n`` calls of ``rng.random()``."""
+    bg = rng.bit_generator
+    if isinstance(bg, (np.random.PCG64, np.random.PCG64DXSM)) and not bg.state["has_uint32"]:
+        # one 64-bit step per double; advance() is O(log n)
+        bg.advance(n)
+        return
     while n > 0:
         k = min(n, _ADVANCE_BLOCK)
         rng.random(k)
@@ -36,7 +44,7 @@ def run_with_uniforms(
     number of uniforms consumed; ``rng`` ends in the state that many draws give.
     """
     saved = rng.bit_generator.state
-    chunk = max(int(first_chunk), 64)
+    chunk = min(max(int(first_chunk), 64), _MAX_CHUNK)
     u = rng.random(chunk)
     drawn = chunk
     used_total = 0
@@ -46,7 +54,9 @@ def run_with_uniforms(
         used_total += used
         if start >= n_items:
             break
-        chunk *= 2
+        if used == 0:
+            # one item needs more than the buffer holds
+            chunk *= 2
         u = np.concatenate((u[used:], rng.random(chunk)))
         drawn += chunk
     if drawn != used_total:

@@ -45,9 +45,9 @@ def recover_words(
             alpha_words, beta_words, out_a, out_b, occ_a, occ_b, norb, n_alpha, n_beta, u, row0
         )
 
-    # first-round draws are exactly the flips; later rounds are rare
+    # first-round draws are exactly the flips; collisions add about a third
     need = _kernels.flips_needed(alpha_words, beta_words, n_alpha, n_beta)
-    run_with_uniforms(rng, step, alpha_words.shape[0], need + need // 8)
+    run_with_uniforms(rng, step, alpha_words.shape[0], need + need // 2)
     return out_a, out_b
 
 

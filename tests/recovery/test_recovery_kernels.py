@@ -100,3 +100,23 @@ def test_subsample_indices_refill_matches_single_pass() -> None:
     g = np.random.default_rng(9)
     expected = [g.choice(np.arange(500), 50, replace=False, p=p) for _ in range(4)]
     np.testing.assert_array_equal(outs[0], np.array(expected))
+
+
+@pytest.mark.parametrize(
+    "make", [np.random.PCG64, np.random.MT19937, np.random.Philox, np.random.SFC64]
+)
+def test_stream_leaves_any_generator_as_numpy_would(make) -> None:
+    p = np.random.default_rng(0).random(200) ** 3
+    p /= p.sum()
+    g_ours = np.random.Generator(make(5))
+    g_ref = np.random.Generator(make(5))
+    out = np.empty((3, 40), dtype=np.int64)
+
+    def step(u: np.ndarray, b0: int) -> tuple[int, int]:
+        return _kernels.subsample_indices(p, 40, out, u, b0)
+
+    used = run_with_uniforms(g_ours, step, 3, 7)
+    expected = [g_ref.choice(np.arange(200), 40, replace=False, p=p) for _ in range(3)]
+    np.testing.assert_array_equal(out, np.array(expected))
+    assert used >= 120
+    assert g_ours.random() == g_ref.random()

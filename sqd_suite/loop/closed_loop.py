@@ -35,27 +35,33 @@ loop and Davidson together) and the results are shared with every rank.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from sqd_suite.config import ClosedLoopConfig, SamplerConfig, SQDConfig
+from sqd_suite.config import ClosedLoopConfig, RunConfig, SamplerConfig, SQDConfig
 from sqd_suite.errors import SQDInputError
 from sqd_suite.loop.optimizers import OptimizeResult, cobyla, differential_evolution, spsa
 from sqd_suite.loop.sqd import SQD
 
 __all__ = [
+    "EVALUATIONS_GROUP",
     "ClosedLoopResult",
     "GenerationSummary",
     "WalkerEvaluation",
+    "evaluate_walker",
     "evaluation_seeds",
     "params_hash",
     "read_evaluations",
+    "read_run_evaluations",
     "run_closed_loop",
+    "run_closed_loop_file",
     "write_evaluation",
 ]
 
@@ -134,6 +140,9 @@ class ClosedLoopResult:
     ``open_loop`` is generation 0, walker 0 (the CCSD-initialised ansatz, no
     carry-over: the plain SQD result at the same shots and subspace cap).
     ``improvement`` is ``open_loop.energy - energy`` (>= 0).
+    ``best_carryover_in`` are the strings the best evaluation received (with
+    them :func:`evaluate_walker` reproduces it); ``final`` is that re-run's
+    SQD result when :func:`run_closed_loop_file` made one.
     """
 
     energy: float
@@ -144,7 +153,9 @@ class ClosedLoopResult:
     generations: tuple[GenerationSummary, ...]
     optimizer: str
     message: str
+    best_carryover_in: tuple[np.ndarray, np.ndarray] = field(repr=False, default=(np.zeros(0, np.int64),) * 2)
     e_exact: float | None = None
+    final: Any = field(repr=False, default=None)
 
     @property
     def improvement(self) -> float:
@@ -214,11 +225,13 @@ class _Objective:
         self.best: WalkerEvaluation | None = None
         empty = np.zeros(0, dtype=np.int64)
         self.carry: tuple[np.ndarray, np.ndarray] = (empty, empty)
+        self.carry_in: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def __call__(self, points: np.ndarray, generation: int) -> np.ndarray:
         t0 = time.perf_counter()
         # The carry-over of this generation is fixed before any walker runs.
         carry = self.carry
+        self.carry_in[generation] = carry
         todo = []
         for w, x in enumerate(points):
             rec = self.completed.get((generation, w))
@@ -289,39 +302,74 @@ class _Objective:
     def _evaluate_one(
         self, x: np.ndarray, generation: int, walker: int, carry: tuple[np.ndarray, np.ndarray], subcomm: Any | None
     ) -> WalkerEvaluation:
-        t0 = time.perf_counter()
-        sampler_seed, sqd_seed = evaluation_seeds(self.config.seed, generation, walker)
-        ansatz = self.ansatz.with_parameters(x)
-        # One sampler call per walker (a QPU job must not be submitted twice).
-        samples = None
-        if subcomm is None or subcomm.Get_rank() == 0:
-            samples = self.sample_fn(ansatz, self.shots, self.sampler, seed=sampler_seed)
-        if subcomm is not None:
-            samples = subcomm.bcast(samples, root=0)
-        t_sample = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        result = SQD(self.hamiltonian, samples, self.sqd, seed=sqd_seed, comm=subcomm).kernel(
-            carryover=carry if len(carry[0]) or len(carry[1]) else None
+        ev, _, _ = evaluate_walker(
+            self.hamiltonian, self.ansatz, x, self.sampler, self.sqd, self.config,
+            generation=generation, walker=walker, carryover=carry, comm=subcomm, sample_fn=self.sample_fn,
         )
-        t_sqd = time.perf_counter() - t1
-        last = result.iterations[-1]
-        return WalkerEvaluation(
-            generation=int(generation),
-            walker=int(walker),
-            params=np.array(x, dtype=np.float64, copy=True),
-            params_hash=params_hash(x),
-            sampler_seed=sampler_seed,
-            sqd_seed=sqd_seed,
-            energy=float(result.energy),
-            subspace_shape=(int(result.subspace_shape[0]), int(result.subspace_shape[1])),
-            distinct_strings=(int(last.distinct_strings[0]), int(last.distinct_strings[1])),
-            distinct_bitstrings=int(len(samples.counts)),
-            sqd_iterations=len(result.iterations),
-            carryover=(np.asarray(last.carryover[0], np.int64), np.asarray(last.carryover[1], np.int64)),
-            carryover_in=(len(carry[0]), len(carry[1])),
-            occupancies=(np.asarray(result.occupancies[0]), np.asarray(result.occupancies[1])),
-            timings={"sample": t_sample, "sqd": t_sqd, "total": time.perf_counter() - t0},
-        )
+        return ev
+
+
+def evaluate_walker(
+    hamiltonian: Any,
+    ansatz: Any,
+    params: np.ndarray,
+    sampler: SamplerConfig,
+    sqd: SQDConfig,
+    config: ClosedLoopConfig,
+    *,
+    generation: int,
+    walker: int,
+    carryover: tuple[np.ndarray, np.ndarray] | None = None,
+    comm: Any | None = None,
+    sample_fn: SampleFn | None = None,
+) -> tuple[WalkerEvaluation, Any, Any]:
+    """One evaluation: sample the ansatz at ``params``, run the SQD loop, summarise.
+
+    Collective over ``comm`` (its rank 0 samples, all ranks share the SQD
+    loop). Returns ``(evaluation, samples, sqd_result)``; the same arguments
+    give the same numbers (this is how the run file's final result is
+    reproduced for the best walker).
+    """
+    t0 = time.perf_counter()
+    comm = comm if comm is not None and comm.Get_size() > 1 else None
+    sample_fn = sample_fn or _default_sample_fn()
+    shots = config.shots or sampler.shots
+    empty = np.zeros(0, dtype=np.int64)
+    carry = (empty, empty) if carryover is None else (
+        np.asarray(carryover[0], np.int64), np.asarray(carryover[1], np.int64))
+    sampler_seed, sqd_seed = evaluation_seeds(config.seed, generation, walker)
+    circuit = ansatz.with_parameters(np.asarray(params, dtype=np.float64))
+    # One sampler call per walker (a QPU job must not be submitted twice).
+    samples = None
+    if comm is None or comm.Get_rank() == 0:
+        samples = sample_fn(circuit, shots, sampler, seed=sampler_seed)
+    if comm is not None:
+        samples = comm.bcast(samples, root=0)
+    t_sample = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    result = SQD(hamiltonian, samples, sqd, seed=sqd_seed, comm=comm).kernel(
+        carryover=carry if len(carry[0]) or len(carry[1]) else None
+    )
+    t_sqd = time.perf_counter() - t1
+    last = result.iterations[-1]
+    ev = WalkerEvaluation(
+        generation=int(generation),
+        walker=int(walker),
+        params=np.array(params, dtype=np.float64, copy=True),
+        params_hash=params_hash(params),
+        sampler_seed=sampler_seed,
+        sqd_seed=sqd_seed,
+        energy=float(result.energy),
+        subspace_shape=(int(result.subspace_shape[0]), int(result.subspace_shape[1])),
+        distinct_strings=(int(last.distinct_strings[0]), int(last.distinct_strings[1])),
+        distinct_bitstrings=int(len(samples.counts)),
+        sqd_iterations=len(result.iterations),
+        carryover=(np.asarray(last.carryover[0], np.int64), np.asarray(last.carryover[1], np.int64)),
+        carryover_in=(len(carry[0]), len(carry[1])),
+        occupancies=(np.asarray(result.occupancies[0]), np.asarray(result.occupancies[1])),
+        timings={"sample": t_sample, "sqd": t_sqd, "total": time.perf_counter() - t0},
+    )
+    return ev, samples, result
 
 
 def _default_sample_fn() -> SampleFn:
@@ -401,6 +449,7 @@ def run_closed_loop(
         generations=tuple(objective.generations),
         optimizer=config.optimizer,
         message=res.message,
+        best_carryover_in=objective.carry_in[best.generation],
         e_exact=getattr(hamiltonian, "e_exact", None),
     )
 
@@ -470,3 +519,110 @@ def read_evaluations(group: Any) -> list[WalkerEvaluation]:
         ))
     out.sort(key=lambda e: (e.generation, e.walker))
     return out
+
+
+# --- a closed-loop run in a run file (what `sqd run` / `sqd resume` call) ---
+
+EVALUATIONS_GROUP = "closed_loop/evaluations"
+
+
+def read_run_evaluations(path: str | Path) -> list[WalkerEvaluation]:
+    """The evaluations recorded in a run file (empty when there are none yet)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if EVALUATIONS_GROUP not in f:
+            return []
+        return read_evaluations(f[EVALUATIONS_GROUP])
+
+
+def run_closed_loop_file(
+    config: RunConfig,
+    hamiltonian: Any,
+    ansatz: Any,
+    path: str | Path,
+    *,
+    comm: Any | None = None,
+    observer: Any | None = None,
+    elapsed0: float = 0.0,
+) -> ClosedLoopResult:
+    """Run (or resume) the closed loop of ``config`` recorded in the run file ``path``.
+
+    Every rank calls this; rank 0 alone touches the file, through the store's
+    copy-on-write updates. ``path`` must exist (:func:`sqd_suite.store.create_run_file`,
+    with the CCSD ``ansatz``'s parameters as the circuit). Evaluations
+    already in ``/closed_loop/evaluations`` are reused (resume), each new
+    one is appended as soon as its generation is done. At the end the best
+    walker is evaluated once more with its own seeds and carry-over
+    (identical numbers), and its samples, SQD iterations and result become
+    the run file's ``/samples``, ``/iterations`` and ``/result``, so
+    ``sqd report`` and the analysis read a closed-loop run like any other;
+    ``/closed_loop`` holds the summary (optimizer, open-loop and best
+    energies, best parameters).
+
+    ``observer`` (rank 0) gets ``stage(message)`` per evaluation and
+    ``iteration(record, elapsed_s)`` for the final SQD iterations.
+    """
+    from sqd_suite.store import append_iteration, update_run_file, write_result, write_run_samples
+
+    t_start = time.perf_counter()
+    path = Path(path)
+    root = comm is None or comm.Get_rank() == 0
+    multi = comm is not None and comm.Get_size() > 1
+    completed = read_run_evaluations(path) if root else None
+    if multi:
+        completed = comm.bcast(completed, root=0)
+    if root and observer is not None and completed:
+        observer.stage(f"closed loop: resuming with {len(completed)} recorded evaluations")
+
+    def record(ev: WalkerEvaluation) -> None:
+        if not root:
+            return
+        with update_run_file(path) as f:
+            group = f.require_group(EVALUATIONS_GROUP)
+            write_evaluation(group, ev)
+            cl = f["closed_loop"]
+            cl.attrs["optimizer"] = config.closed_loop.optimizer
+            cl.attrs["n_evaluations"] = len(group)
+            f.attrs["elapsed_s"] = float(elapsed0 + time.perf_counter() - t_start)
+        if observer is not None:
+            observer.stage(
+                f"closed loop: generation {ev.generation} walker {ev.walker}: E = {ev.energy:.8f} Ha, "
+                f"subspace {ev.subspace_shape[0]}x{ev.subspace_shape[1]}, {ev.timings['total']:.1f} s"
+            )
+
+    res = run_closed_loop(
+        hamiltonian, ansatz, config.sampler, config.sqd, config.closed_loop,
+        comm=comm, completed=completed or (), callback=record,
+    )
+    if root and observer is not None:
+        observer.stage(f"closed loop: best generation {res.best.generation} walker {res.best.walker}; "
+                       "re-running it for the result")
+    best = res.best
+    ev, samples, final = evaluate_walker(
+        hamiltonian, ansatz, best.params, config.sampler, config.sqd, config.closed_loop,
+        generation=best.generation, walker=best.walker, carryover=res.best_carryover_in, comm=comm,
+    )
+    if root:
+        write_run_samples(path, samples)
+        for it in final.iterations:
+            elapsed = elapsed0 + time.perf_counter() - t_start
+            append_iteration(path, it, elapsed_s=elapsed)
+            if observer is not None:
+                observer.iteration(it, elapsed)
+        with update_run_file(path) as f:
+            cl = f.require_group("closed_loop")
+            for key in ("best", "params"):
+                if key in cl:
+                    del cl[key]
+            cl.create_dataset("params", data=best.params)
+            cl.attrs["optimizer"] = res.optimizer
+            cl.attrs["message"] = res.message
+            cl.attrs["energy"] = res.energy
+            cl.attrs["open_loop_energy"] = res.open_loop.energy
+            cl.attrs["best_generation"] = best.generation
+            cl.attrs["best_walker"] = best.walker
+            cl.attrs["n_evaluations"] = res.n_evaluations
+            cl.attrs["reproduced_energy"] = float(final.energy)
+        write_result(path, final, elapsed_s=elapsed0 + time.perf_counter() - t_start)
+    return dataclasses.replace(res, final=final)

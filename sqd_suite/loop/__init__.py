@@ -17,3 +17,26 @@ __all__ = [
     "kernel",
     "quality_warnings",
 ]
+
+# Closed-loop SQD (issue 6 part B): optimisers and the driver.
+from sqd_suite.loop.closed_loop import (  # noqa: E402
+    ClosedLoopResult,
+    GenerationSummary,
+    WalkerEvaluation,
+    evaluate_walker,
+    run_closed_loop,
+    run_closed_loop_file,
+)
+from sqd_suite.loop.optimizers import cobyla, differential_evolution, spsa  # noqa: E402
+
+__all__ += [
+    "ClosedLoopResult",
+    "GenerationSummary",
+    "WalkerEvaluation",
+    "cobyla",
+    "differential_evolution",
+    "evaluate_walker",
+    "run_closed_loop",
+    "run_closed_loop_file",
+    "spsa",
+]

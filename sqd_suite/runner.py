@@ -49,12 +49,18 @@ class RunObserver(Protocol):
     def stage(self, message: str) -> None:
         """A new preparation step starts (Hamiltonian, ansatz, sampling, loop)."""
 
+    def hamiltonian(self, hamiltonian: ActiveSpaceHamiltonian) -> None:
+        """The Hamiltonian is ready (its reference energies can label the iterations)."""
+
     def iteration(self, record: SQDIteration, elapsed_s: float) -> None:
         """An iteration completed and is on disk."""
 
 
 class _Silent:
     def stage(self, message: str) -> None:
+        pass
+
+    def hamiltonian(self, hamiltonian: ActiveSpaceHamiltonian) -> None:
         pass
 
     def iteration(self, record: SQDIteration, elapsed_s: float) -> None:
@@ -179,6 +185,7 @@ def run(
         _check_output(path, force)
         obs.stage("Hamiltonian: SCF, active space, CCSD, exact reference")
         ham = build_hamiltonian(config)
+        obs.hamiltonian(ham)
         occ0 = ham.initial_occupancies(config.sqd.initial_occupancies)
         from sqd_suite.circuits import build_lucj_ansatz
         from sqd_suite.sampling import target_backend
@@ -233,6 +240,7 @@ def resume(
 
             obs.stage("Hamiltonian (the run file has no integrals): SCF, active space, CCSD")
             ham = build_hamiltonian(config)
+        obs.hamiltonian(ham)
         with h5py.File(path, "r") as f:
             occ0 = tuple(f["initial_occupancies"][()]) if "initial_occupancies" in f else None
         if occ0 is None:

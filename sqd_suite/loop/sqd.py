@@ -53,6 +53,10 @@ WARM_START_DETERMINANTS = 4096
 # Energy changes are compared with this much slack for round-off (Ha).
 _ROUNDOFF = 1e-12
 
+# A subspace holding this fraction of the full space is flagged: its energy
+# comes from near-exact diagonalization rather than from the samples.
+LARGE_FRACTION = 0.5
+
 # Chemical accuracy (Ha), used only to word warnings.
 CHEMICAL_ACCURACY = 1.6e-3
 
@@ -180,6 +184,12 @@ def quality_warnings(
         out.append(
             f"the subspace is the full space ({n_a} x {n_b}): this is exact diagonalization, "
             "the samples selected nothing"
+        )
+    elif n_a * n_b >= LARGE_FRACTION * full_a * full_b:
+        out.append(
+            f"the subspace holds {100 * n_a * n_b / (full_a * full_b):.0f} % of the full space "
+            f"({n_a} x {n_b} of {full_a} x {full_b}): close to exact diagonalization, it says little "
+            "about the samples"
         )
     elif n_a < min(need_a, full_a) or n_b < min(need_b, full_b):
         out.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,6 +51,7 @@ def sample(
     job_id: str | None = None,
     backend: BackendV2 | None = None,
     optimization_level: int = 3,
+    base_dir: Path | None = None,
 ) -> Samples:
     """Bitstrings of ``ansatz`` from the sampler named by ``settings.kind``.
 
@@ -64,6 +66,8 @@ def sample(
         backend: the device from :func:`target_backend`, to avoid resolving it twice.
         optimization_level: Qiskit transpiler level for device samplers
             (``circuit.optimization_level``).
+        base_dir: folder that a relative ``settings.path`` is resolved against
+            (the YAML's folder, ``RunConfig.base_dir``).
     """
     kind = settings.kind
     if kind == "exact":
@@ -73,7 +77,7 @@ def sample(
     if kind == "file":
         from sqd_suite.sampling.file import sample_file
 
-        return sample_file(ansatz.norb, settings)
+        return sample_file(ansatz.norb, settings, base_dir=base_dir)
     if kind == "aer":
         from sqd_suite.sampling.aer import sample_aer
 

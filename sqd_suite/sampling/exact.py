@@ -52,6 +52,14 @@ def _check_memory(norb: int, nelec: tuple[int, int], max_memory_gb: float) -> No
         )
 
 
+def _uniform_keys(n_shots: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """Uniformly random ``width``-bit strings (width <= 64) as uint64 keys, bit i = qubit i."""
+    keys = rng.integers(0, np.iinfo(np.uint64).max, size=n_shots, dtype=np.uint64, endpoint=True)
+    if width < 64:
+        keys &= np.uint64((1 << width) - 1)
+    return keys
+
+
 def uniform_bitstrings(
     n_shots: int, norb: int, *, seed: np.random.Generator | int | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -61,11 +69,7 @@ def uniform_bitstrings(
     if n_shots == 0:
         return np.zeros((0, width), dtype=bool), np.zeros(0, dtype=np.int64)
     if width <= 64:
-        # One uint64 per shot; the high bits above the width are masked off.
-        keys = rng.integers(0, np.iinfo(np.uint64).max, size=n_shots, dtype=np.uint64, endpoint=True)
-        if width < 64:
-            keys &= np.uint64((1 << width) - 1)
-        uniq, counts = np.unique(keys, return_counts=True)
+        uniq, counts = np.unique(_uniform_keys(n_shots, width, rng), return_counts=True)
         return _ints_to_matrix(uniq, width), counts.astype(np.int64)
     # Wide strings: draw in chunks so the bool matrix never holds all shots at once.
     parts: list[tuple[np.ndarray, np.ndarray]] = []
@@ -97,15 +101,16 @@ def sample_exact(
     settings = settings or SamplerConfig()
     norb, nelec = ansatz.norb, ansatz.nelec
     _check_memory(norb, nelec, settings.max_memory_gb)
-    if norb > 32 and settings.global_depolarizing < 1.0:
-        # Address-to-string conversion below uses one 64-bit word per bitstring.
+    if norb > 32:
+        # Bitstrings are aggregated as one 64-bit word each.
         raise SQDInputError("sampler.kind", f"exact sampling supports norb <= 32, got {norb}", fix="use a hardware sampler")
     rng = np.random.default_rng(seed)
     p = settings.global_depolarizing
     n_uniform = int(rng.binomial(shots, p)) if p > 0 else 0
     n_exact = shots - n_uniform
-    parts_m: list[np.ndarray] = []
-    parts_c: list[np.ndarray] = []
+    width = 2 * norb
+    keys = [np.zeros(0, dtype=np.uint64)]
+    weights = [np.zeros(0, dtype=np.int64)]
     if n_exact > 0:
         probs = _state_probabilities(ansatz)
         draws = rng.multinomial(n_exact, probs)
@@ -115,15 +120,14 @@ def sample_exact(
         addr_a, addr_b = np.divmod(idx, dim_b)
         str_a = np.asarray(cistring.addrs2str(norb, nelec[0], addr_a), dtype=np.uint64)
         str_b = np.asarray(cistring.addrs2str(norb, nelec[1], addr_b), dtype=np.uint64)
-        keys = (str_b << np.uint64(norb)) | str_a
-        parts_m.append(_ints_to_matrix(keys, 2 * norb))
-        parts_c.append(draws[idx].astype(np.int64))
+        keys.append((str_b << np.uint64(norb)) | str_a)
+        weights.append(draws[idx].astype(np.int64))
     if n_uniform > 0:
-        m, c = uniform_bitstrings(n_uniform, norb, seed=rng)
-        parts_m.append(m)
-        parts_c.append(c)
-    matrix = np.concatenate(parts_m) if parts_m else np.zeros((0, 2 * norb), dtype=bool)
-    counts = np.concatenate(parts_c) if parts_c else np.zeros(0, dtype=np.int64)
+        keys.append(_uniform_keys(n_uniform, width, rng))
+        weights.append(np.ones(n_uniform, dtype=np.int64))
+    # Aggregate on integer keys (no per-shot rows): sorted unique outcomes and their counts.
+    uniq, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    counts = np.bincount(inverse.ravel(), weights=np.concatenate(weights), minlength=len(uniq))
     metadata = {
         "sampler": "exact",
         "backend": "ffsim_statevector",
@@ -131,4 +135,4 @@ def sample_exact(
         "global_depolarizing": float(p),
         "n_depolarized_shots": n_uniform,
     }
-    return Samples.from_bitstring_matrix(matrix, norb, counts=counts, metadata=metadata)
+    return Samples(_ints_to_matrix(uniq, width), np.rint(counts).astype(np.int64), norb, metadata)

@@ -27,16 +27,17 @@ __all__ = ["Samples"]
 
 def _ints_to_matrix(keys: np.ndarray, width: int) -> np.ndarray:
     """uint64 keys (bit i = qubit i) to the bool matrix convention (width <= 64)."""
-    shifts = np.arange(width - 1, -1, -1, dtype=np.uint64)
-    return ((keys[:, None] >> shifts[None, :]) & np.uint64(1)).astype(bool)
+    as_bytes = np.ascontiguousarray(keys, dtype=">u8").view(np.uint8).reshape(-1, 8)
+    return np.unpackbits(as_bytes, axis=1, bitorder="big")[:, 64 - width :].astype(bool)
 
 
 def _matrix_to_ints(matrix: np.ndarray) -> np.ndarray:
     """Bool matrix (width <= 64) to uint64 keys, bit i = qubit i."""
     n, width = matrix.shape
-    padded = np.zeros((n, 64), dtype=bool)
-    padded[:, 64 - width :] = matrix
-    return np.packbits(padded, axis=1, bitorder="big").view(">u8").ravel().astype(np.uint64)
+    packed = np.packbits(matrix, axis=1, bitorder="big")  # left-aligned in ceil(width/8) bytes
+    buf = np.zeros((n, 8), dtype=np.uint8)
+    buf[:, : packed.shape[1]] = packed
+    return buf.view(">u8").ravel().astype(np.uint64) >> np.uint64(64 - width)
 
 
 def _unique_rows(matrix: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,82 @@
+"""ibm_runtime: end to end in local testing mode, resume by job id, credentials, retries."""
+
+from __future__ import annotations
+
+import pytest
+
+from sqd_suite.circuits import build_lucj_ansatz
+from sqd_suite.config import SamplerConfig
+from sqd_suite.errors import SQDInputError
+from sqd_suite.sampling import _primitives, is_local_testing_name, runtime_target, sample
+
+
+@pytest.fixture()
+def no_account(tmp_path, monkeypatch):
+    """No token in the environment and an empty HOME, so a real saved account cannot leak in."""
+    for name in ("QISKIT_IBM_TOKEN", "QISKIT_IBM_INSTANCE", "QISKIT_IBM_URL", "QISKIT_IBM_CHANNEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+
+def test_local_testing_mode_end_to_end_and_resume(h2, no_account):
+    settings = SamplerConfig(kind="ibm_runtime", backend="fake_manila", dynamical_decoupling=True, twirling=True)
+    assert runtime_target(settings).local
+    ansatz = build_lucj_ansatz(h2, backend=runtime_target(settings).backend)
+    submitted: list[str] = []
+    s = sample(ansatz, 1000, settings, seed=5, on_submit=submitted.append)
+    assert len(submitted) == 1 and s.metadata["job_ids"] == submitted
+    assert s.metadata["local_testing_mode"] and s.metadata["twirling"] and s.metadata["transpile"]["two_qubit_gates"] > 0
+    assert s.shots >= 1000  # twirling rounds shots up to whole randomizations
+    counts = s.to_counts()
+    assert max(counts, key=counts.get) == "0101"
+    # Resuming fetches the job instead of submitting (and paying) again.
+    resubmitted: list[str] = []
+    again = sample(ansatz, 1000, settings, seed=99, on_submit=resubmitted.append, job_id=submitted[0])
+    assert resubmitted == [] and again.to_counts() == counts and again.metadata["resumed"]
+
+
+def test_unknown_local_job_id_is_an_input_error(h2_ansatz, no_account):
+    with pytest.raises(SQDInputError, match="job_id"):
+        sample(h2_ansatz, 10, SamplerConfig(kind="ibm_runtime", backend="FakeManilaV2"), seed=0, job_id="nope")
+
+
+def test_no_credentials_fails_cleanly(h2_ansatz, no_account):
+    for backend in ("ibm_torino", None):
+        with pytest.raises(SQDInputError) as err:
+            sample(h2_ansatz, 10, SamplerConfig(kind="ibm_runtime", backend=backend), seed=0)
+        msg = str(err.value)
+        assert "\n" not in msg
+        assert "QISKIT_IBM_TOKEN" in msg and "QiskitRuntimeService.save_account" in msg
+
+
+def test_local_testing_names():
+    assert is_local_testing_name("fake_torino") and is_local_testing_name("FakeSherbrooke")
+    assert not is_local_testing_name("ibm_torino") and not is_local_testing_name(None)
+
+
+def test_retries_back_off_exponentially_then_give_up(monkeypatch):
+    delays: list[float] = []
+    monkeypatch.setattr(_primitives, "_sleep", delays.append)
+    calls = iter([ConnectionError("reset"), TimeoutError("slow"), "ok"])
+
+    def flaky() -> str:
+        item = next(calls)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    assert _primitives.with_retries(flaky, what="submit", max_retries=3, transient=(ConnectionError, TimeoutError)) == "ok"
+    assert delays == [2.0, 4.0]
+
+    def down() -> str:
+        raise ConnectionError("down")
+
+    with pytest.raises(SQDInputError, match="failed 2 times") as err:
+        _primitives.with_retries(down, what="submit", max_retries=1, transient=(ConnectionError,))
+    assert "sampler.max_retries" in str(err.value)
+
+    def broken() -> str:
+        raise ValueError("not transient")
+
+    with pytest.raises(ValueError):
+        _primitives.with_retries(broken, what="submit", max_retries=3, transient=(ConnectionError,))

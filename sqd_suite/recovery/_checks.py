@@ -60,7 +60,9 @@ def check_occupancies(
     return out[0], out[1]
 
 
-def check_weights(weights: np.ndarray, n: int, name: str) -> np.ndarray:
+def check_weights(
+    weights: np.ndarray, n: int, name: str, *, allow_negative: bool = False
+) -> np.ndarray:
     arr = np.asarray(weights)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ValueError(
@@ -71,7 +73,7 @@ def check_weights(weights: np.ndarray, n: int, name: str) -> np.ndarray:
         raise ValueError(f"{name} must hold numbers, got dtype {arr.dtype}.")
     if arr.size and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf.")
-    if arr.size and arr.min() < 0:
+    if not allow_negative and arr.size and arr.min() < 0:
         raise ValueError(f"{name} contains negative entries; pass counts or probabilities.")
     return arr
 

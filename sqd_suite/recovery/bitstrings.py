@@ -115,7 +115,3 @@ def strings_to_bitstrings(alpha: np.ndarray, beta: np.ndarray, norb: int) -> np.
         _kernels.int64_to_words(alpha), _kernels.int64_to_words(beta), norb
     )
 
-
-def int64_strings(words: np.ndarray) -> np.ndarray:
-    """Single-word ``(n, 1)`` uint64 strings as an int64 vector."""
-    return _kernels.words_to_int64(np.ascontiguousarray(words, dtype=np.uint64))

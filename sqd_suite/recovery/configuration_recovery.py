@@ -83,7 +83,8 @@ def recover_configurations(
 
     Args:
         bitstring_matrix: ``(n, 2*norb)`` bools, ``[b_{N-1} .. b_0 a_{N-1} .. a_0]``.
-        probabilities: one non-negative weight per row.
+        probabilities: one weight per row (negative quasi-probabilities are
+            allowed; each output row gets the absolute value of its summed weight).
         avg_occupancies: ``(occ_a, occ_b)``, arrays of length norb indexed by orbital.
         num_elec_a: alpha electrons (right half).
         num_elec_b: beta electrons (left half).
@@ -95,7 +96,10 @@ def recover_configurations(
     bm = as_bitstring_matrix(bitstring_matrix)
     n, ncols = bm.shape
     norb = ncols // 2
-    probs = check_weights(probabilities, n, "probabilities").astype(np.float64, copy=False)
+    # quasi-probabilities are allowed: qiskit-addon-sqd takes |sum| per output row
+    probs = check_weights(probabilities, n, "probabilities", allow_negative=True).astype(
+        np.float64, copy=False
+    )
     na, nb = check_electrons(num_elec_a, num_elec_b, norb, "num_elec_a, num_elec_b")
     occ_a, occ_b = check_occupancies(avg_occupancies, norb)
     rng = np.random.default_rng(rand_seed)
@@ -169,7 +173,9 @@ def postselect_by_hamming(
     n, ncols = bm.shape
     norb = ncols // 2
     na, nb = check_electrons(hamming_right, hamming_left, norb, "hamming_right, hamming_left")
-    probs = check_weights(probabilities, n, "probabilities").astype(np.float64)
+    probs = check_weights(probabilities, n, "probabilities", allow_negative=True).astype(
+        np.float64
+    )
     alpha, beta = bitstrings_to_words(bm)
     mask = hamming_mask(alpha, beta, na, nb)
     probs_post = probs[mask]

@@ -278,3 +278,14 @@ def test_multiword_recovery_counts() -> None:
     ref = ref_recover(bm, occ, occ, 6, 6, 3)
     uniq_ref = ref[np.sort(np.unique(ref, axis=0, return_index=True)[1])]
     np.testing.assert_array_equal(out, uniq_ref)
+
+
+def test_quasi_probabilities_agree_with_qiskit() -> None:
+    rng = np.random.default_rng(12)
+    bm = np.unique(rng.random((150, 12)) < 0.5, axis=0)
+    p = rng.normal(size=len(bm))
+    occ = (rng.random(6), rng.random(6))
+    q = q_recover(bm, p, occ, 3, 2, rand_seed=4)
+    o = recover_configurations(bm, p, occ, 3, 2, rand_seed=4)
+    np.testing.assert_array_equal(o[0], q[0])
+    np.testing.assert_array_equal(o[1], q[1])

@@ -66,6 +66,6 @@ def sample_aer(
         "backend": str(backend.name),
         "shots_requested": int(shots),
         "job_ids": [str(job.job_id())],
-        "transpile": transpiled.stats,
+        "transpile_stats": transpiled.stats,
     }
     return _primitives.samples_from_pub_result(result[0], ansatz.norb, metadata)

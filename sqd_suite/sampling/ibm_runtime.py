@@ -264,7 +264,7 @@ def sample_ibm_runtime(
 
     isa_seed = int_seed(seed)
     transpiled = transpile_ansatz(ansatz, target.backend, optimization_level=optimization_level, seed=isa_seed)
-    metadata["transpile"] = transpiled.stats
+    metadata["transpile_stats"] = transpiled.stats
     options = _primitives.error_suppression_options(settings.dynamical_decoupling, settings.twirling)
     job_ids: list[str] = []
     with Batch(backend=target.backend) as batch:

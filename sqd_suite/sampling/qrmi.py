@@ -148,7 +148,7 @@ def sample_qrmi(
     else:
         backend = backend if backend is not None else get_backend(resource)
         transpiled = transpile_ansatz(ansatz, backend, optimization_level=optimization_level, seed=int_seed(seed))
-        metadata["transpile"] = transpiled.stats
+        metadata["transpile_stats"] = transpiled.stats
         sampler = SamplerV2(resource, options=sampler_options(settings, shots))
         job = _primitives.with_retries(
             lambda: sampler.run([transpiled.circuit], shots=shots),

@@ -21,7 +21,7 @@ def test_aer_samples_h2_on_a_fake_device(h2):
     counts = s.to_counts()
     # The Hartree-Fock string dominates; device noise adds other outcomes.
     assert max(counts, key=counts.get) == "0101" and len(counts) > 1
-    stats = s.metadata["transpile"]
+    stats = s.metadata["transpile_stats"]
     assert s.metadata["sampler"] == "aer" and s.metadata["backend"] == "fake_manila"
     assert stats["unhosted_pairs_ab"] == [] and stats["two_qubit_gates"] > 0
 

@@ -258,3 +258,30 @@ def test_count_distinct_matches_numpy_unique(samples) -> None:
     ok = (bm[:, NORB:].sum(1) == 3) & (bm[:, :NORB].sum(1) == 3)
     assert c.valid_alpha_strings == len(np.unique(a[ok]))
     assert c.valid_fraction == pytest.approx(counts[ok].sum() / counts.sum())
+
+
+@pytest.mark.parametrize("norb", [40, 64])
+def test_wide_orbitals_match_qiskit_and_ignore_row_order(norb: int) -> None:
+    rng = np.random.default_rng(norb)
+    nelec = (3, 2)
+    bm = np.unique(rng.random((300, 2 * norb)) < 4 / norb, axis=0)
+    counts = rng.integers(1, 20, len(bm))
+    occ = (np.linspace(0.9, 0.01, norb), np.linspace(0.8, 0.02, norb))
+    g_q = np.random.default_rng(1)
+    bits, p = q_recover(bm, counts / counts.sum(), occ, *nelec, rand_seed=g_q)
+    expected = []
+    for batch in q_subsample(bits, p, 20, 3, rand_seed=g_q):
+        a, b = bitstrings_to_strings(batch)
+        expected.append((np.unique(a), np.unique(b)))
+    perm = rng.permutation(len(bm))
+    for rows in (np.arange(len(bm)), perm):
+        ours = configuration_batches(
+            bm[rows], counts[rows], occ, nelec, samples_per_batch=20, num_batches=3, seed=1
+        )
+        for (ea, eb), (oa, ob) in zip(expected, ours):
+            np.testing.assert_array_equal(oa, ea)
+            np.testing.assert_array_equal(ob, eb)
+    # with 64 orbitals, orbital 63 is the int64 sign bit and popcounts still hold
+    assert all(
+        bin(int(s) & (2**64 - 1)).count("1") == nelec[0] for s in ours[0][0]
+    )

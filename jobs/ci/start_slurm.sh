@@ -79,7 +79,7 @@ SlurmdTimeout=60
 InactiveLimit=0
 KillWait=5
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=60 State=UP
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
 # An empty plugin stack: the system's /etc/slurm/plugstack.conf is not ours.
 : >"$dir/plugstack.conf"

@@ -20,13 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 
 __all__ = ["DavidsonResult", "davidson", "davidson_memory_bytes"]
 
-# Rows of the basis transformed at a time during a restart, so the in-place
-# update V <- Q^T V needs only a (q, _CHUNK) temporary.
-_CHUNK = 1 << 15
+# Columns per chunk of the basis kernels: a chunk of a few rows
+# stays in L2 while it is reused.
+_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -71,14 +72,104 @@ class _Reducer:
         return out
 
 
+# The basis operations are memory-bound level-1/2 work on long vectors. They
+# run as single-threaded numba loops rather than BLAS or parallel loops:
+# multithreaded OpenBLAS level-1/2 calls and short numba parallel regions were
+# 10-100x slower on shared, oversubscribed cores (measured: 6 s against 0.1 s
+# of Davidson overhead at D = 1e6), one core nearly saturates memory bandwidth
+# for them anyway, and with MPI each rank does its own block. Fixed-size
+# chunks with partial sums keep the reductions independent of everything but
+# the data.
+
+
+@numba.njit(fastmath=True, cache=True)
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    acc = 0.0
+    for x in range(a.shape[0]):
+        acc += a[x] * b[x]
+    return acc
+
+
+@numba.njit(fastmath=True, cache=True)
+def _axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> None:
+    for i in range(x.shape[0]):
+        y[i] += alpha * x[i]
+
+
+@numba.njit(cache=True)
+def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(ka, kb) matrix of dot products a[i] . b[j] of rows."""
+    ka, n = a.shape
+    kb = b.shape[0]
+    nch = (n + _CHUNK - 1) // _CHUNK
+    part = np.zeros((nch, ka, kb))
+    for c in range(nch):
+        lo = c * _CHUNK
+        hi = min(n, lo + _CHUNK)
+        for i in range(ka):
+            for j in range(kb):
+                part[c, i, j] = _dot(a[i, lo:hi], b[j, lo:hi])
+    out = np.zeros((ka, kb))
+    for c in range(nch):
+        out += part[c]
+    return out
+
+
+@numba.njit(cache=True)
+def _combine(y: np.ndarray, v: np.ndarray, out: np.ndarray, accumulate: float) -> None:
+    """out[r] = accumulate * out[r] + sum_i y[i, r] v[i]; out must not overlap v."""
+    m, n = v.shape
+    k = y.shape[1]
+    nch = (n + _CHUNK - 1) // _CHUNK
+    for c in range(nch):
+        lo = c * _CHUNK
+        hi = min(n, lo + _CHUNK)
+        for r in range(k):
+            o = out[r, lo:hi]
+            if accumulate == 0.0:
+                o[:] = 0.0  # assign: out may hold uninitialized memory (0 * nan is nan)
+            elif accumulate != 1.0:
+                o *= accumulate
+            for i in range(m):
+                _axpy(y[i, r], v[i, lo:hi], o)
+
+
+@numba.njit(cache=True)
+def _rotate(q: np.ndarray, v: np.ndarray) -> None:
+    """v[:k] = q.T @ v[:m] in place, q of shape (m, k), k <= m, one chunk of columns at a time."""
+    m, k = q.shape
+    n = v.shape[1]
+    nch = (n + _CHUNK - 1) // _CHUNK
+    for c in range(nch):
+        lo = c * _CHUNK
+        hi = min(n, lo + _CHUNK)
+        tmp = np.zeros((k, hi - lo))
+        for r in range(k):
+            for i in range(m):
+                _axpy(q[i, r], v[i, lo:hi], tmp[r])
+        for r in range(k):
+            v[r, lo:hi] = tmp[r]
+
+
+@numba.njit(cache=True)
+def _precondition(r: np.ndarray, diagonal: np.ndarray, theta: float, out: np.ndarray) -> None:
+    # out = r / (diag - theta), the denominator kept at least 1e-4 in size;
+    # one pass and no temporaries (the vectors are large).
+    for j in range(r.shape[0]):
+        d = diagonal[j] - theta
+        if abs(d) < 1e-4:
+            d = 1e-4 if d >= 0.0 else -1e-4
+        out[j] = r[j] / d
+
+
 def davidson_memory_bytes(n_local: int, *, nroots: int = 1, max_space: int | None = None) -> int:
     """Bytes :func:`davidson` allocates for a block of ``n_local`` entries.
 
     The basis and its images (``2 * max_space`` vectors), residuals and Ritz
-    vectors (``2 * nroots``) and the diagonal (1).
+    vectors (``2 * nroots``), two work vectors and the diagonal (3).
     """
     max_space = _default_max_space(nroots) if max_space is None else max_space
-    return 8 * n_local * (2 * max_space + 2 * nroots + 1)
+    return 8 * n_local * (2 * max_space + 2 * nroots + 3)
 
 
 def _default_max_space(nroots: int) -> int:
@@ -155,6 +246,7 @@ def davidson(
     hsub = np.zeros((max_space, max_space))
     R = np.empty((nroots, n))
     X = np.empty((nroots, n))
+    T = np.empty(n)
     t_sigma = 0.0
     n_matvec = 0
     m = 0
@@ -162,17 +254,18 @@ def davidson(
     def orthonormal_append(t: np.ndarray) -> bool:
         """Orthogonalize t against V[:m] (two passes) and append it; False if dependent."""
         nonlocal m
-        norm0 = math.sqrt(red.sum(np.array([t @ t]))[0])
+        t2 = t.reshape(1, n)
+        norm0 = math.sqrt(red.sum(_gram(t2, t2))[0, 0])
         if norm0 == 0.0 or m >= max_space:
             return False
         for _ in range(2):
             if m:
-                coef = red.sum(V[:m] @ t)
-                t -= coef @ V[:m]
-        norm = math.sqrt(red.sum(np.array([t @ t]))[0])
+                coef = red.sum(_gram(V[:m], t2))  # (m, 1)
+                _combine(-coef, V[:m], t2, 1.0)
+        norm = math.sqrt(red.sum(_gram(t2, t2))[0, 0])
         if norm < lindep * norm0:
             return False
-        np.multiply(t, 1.0 / norm, out=V[m])
+        _combine(np.array([[1.0 / norm]]), t2, V[m : m + 1], 0.0)
         m += 1
         return True
 
@@ -180,14 +273,18 @@ def davidson(
     # entries until n_guess directions are in.
     n_guess = min(max(nroots, nroots if n_guess is None else n_guess), max_space - 1, ntot)
     n_guess = max(n_guess, nroots)
-    for row in np.atleast_2d(np.asarray(x0, dtype=np.float64)):
-        orthonormal_append(row.copy())
+    for row in np.atleast_2d(np.asarray(x0, dtype=np.float64)).reshape(-1, n):
+        T[:] = row
+        orthonormal_append(T)
     if m < n_guess:
         gd = diagonal if guess_diagonal is None else np.ascontiguousarray(guess_diagonal, dtype=np.float64)
-        for t in _unit_guesses(gd, n_guess + m, red):
+        for i in _unit_guesses(gd, n_guess + m, red):
             if m >= n_guess:
                 break
-            orthonormal_append(t)
+            T[:] = 0.0
+            if i >= 0:
+                T[i] = 1.0
+            orthonormal_append(T)
     if m < nroots:
         raise ValueError("could not build nroots independent initial guesses")
 
@@ -205,16 +302,17 @@ def davidson(
         t_sigma += time.perf_counter() - t0
         n_matvec += m - m_done
         # New rows of the projected matrix.
-        hsub[m_done:m, :m] = red.sum(AV[m_done:m] @ V[:m].T)
+        hsub[m_done:m, :m] = red.sum(_gram(AV[m_done:m], V[:m]))
         hsub[:m, m_done:m] = hsub[m_done:m, :m].T
         m_done = m
         w, Y = np.linalg.eigh(hsub[:m, :m])
         theta = w[:nroots]
         Yk = np.ascontiguousarray(Y[:, :nroots])
-        np.dot(Yk.T, AV[:m], out=R)
-        np.dot(Yk.T, V[:m], out=X)
-        R -= theta[:, None] * X
-        rnorm = np.sqrt(red.sum(np.einsum("ij,ij->i", R, R)))
+        _combine(Yk, V[:m], X, 0.0)
+        # R = AV^T Y - theta X
+        _combine(Yk, AV[:m], R, 0.0)
+        _combine(-np.diag(theta), X, R, 1.0)
+        rnorm = np.sqrt(np.diag(red.sum(_gram(R, R))))
         converged = (np.abs(theta - theta_prev) < tol) & (rnorm < residual_tol)
         if m == ntot:
             converged[:] = True
@@ -234,10 +332,9 @@ def davidson(
                 cols.append(yp)
             Q = _orthonormal_columns(np.hstack(cols))
             q = Q.shape[1]
-            for s in range(0, n, _CHUNK):
-                sl = slice(s, min(s + _CHUNK, n))
-                V[:q, sl] = Q.T @ V[:m, sl]
-                AV[:q, sl] = Q.T @ AV[:m, sl]
+            Q = np.ascontiguousarray(Q)
+            _rotate(Q, V[:m])
+            _rotate(Q, AV[:m])
             hsub[:q, :q] = Q.T @ hsub[:m, :m] @ Q
             hsub[:q, :q] = 0.5 * (hsub[:q, :q] + hsub[:q, :q].T)
             Yk = Q.T @ Yk
@@ -247,10 +344,8 @@ def davidson(
         # Preconditioned residuals as new directions.
         added = 0
         for i in todo:
-            denom = diagonal - theta[i]
-            np.copysign(np.maximum(np.abs(denom), 1e-4), denom, out=denom)
-            t = R[i] / denom
-            added += orthonormal_append(t)
+            _precondition(R[i], diagonal, float(theta[i]), T)
+            added += orthonormal_append(T)
         if added == 0:
             break
         theta_prev = theta.copy()
@@ -287,19 +382,13 @@ def _orthonormal_columns(a: np.ndarray, rtol: float = 1e-8) -> np.ndarray:
     return np.array(cols).T
 
 
-def _unit_guesses(diagonal: np.ndarray, k: int, red: _Reducer) -> list[np.ndarray]:
-    """Unit vectors (this rank's blocks) on the k globally lowest diagonal entries."""
+def _unit_guesses(diagonal: np.ndarray, k: int, red: _Reducer) -> list[int]:
+    """Local positions of the k globally lowest diagonal entries, in order (-1: on another rank)."""
     n = diagonal.shape[0]
     kk = min(k, n)
     local = np.argpartition(diagonal, kk - 1)[:kk] if kk else np.zeros(0, dtype=np.int64)
     if red.comm is None:
-        order = local[np.argsort(diagonal[local], kind="stable")]
-        out = []
-        for i in order[:k]:
-            e = np.zeros(n)
-            e[i] = 1.0
-            out.append(e)
-        return out
+        return [int(i) for i in local[np.argsort(diagonal[local], kind="stable")][:k]]
     # Exchange each rank's k lowest (value, rank, index) and pick the global k.
     cand = np.full((k, 3), np.inf)
     cand[:kk, 0] = diagonal[local]
@@ -311,10 +400,4 @@ def _unit_guesses(diagonal: np.ndarray, k: int, red: _Reducer) -> list[np.ndarra
     allc = allc[np.isfinite(allc[:, 0])]
     order = np.lexsort((allc[:, 2], allc[:, 1], allc[:, 0]))[:k]
     me = red.comm.Get_rank()
-    out = []
-    for val, r, i in allc[order]:
-        e = np.zeros(n)
-        if int(r) == me:
-            e[int(i)] = 1.0
-        out.append(e)
-    return out
+    return [int(i) if int(r) == me else -1 for _, r, i in allc[order]]

@@ -84,4 +84,4 @@ def test_too_many_roots() -> None:
 
 
 def test_memory_formula() -> None:
-    assert davidson_memory_bytes(1000, nroots=1, max_space=12) == 8 * 1000 * (24 + 2 + 1)
+    assert davidson_memory_bytes(1000, nroots=1, max_space=12) == 8 * 1000 * (24 + 2 + 3)

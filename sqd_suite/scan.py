@@ -140,8 +140,10 @@ def parse_param(spec: str, config: RunConfig) -> ScanParameter:
         decimals = max(_decimals(p) for p in items)
         if len(set(values)) != len(values):
             raise SQDInputError("--param", f"{spec!r} repeats a value", fix="list each value once")
-    # Three decimals at least: file names of a curve in Angstrom line up and sort.
-    return ScanParameter(name=name, path=path, values=tuple(values), decimals=max(3, decimals))
+    # Geometry variables get three decimals at least, so the file names of a curve line up and sort.
+    if "." not in name:
+        decimals = max(3, decimals)
+    return ScanParameter(name=name, path=path, values=tuple(values), decimals=decimals)
 
 
 def _check_field_path(path: str, config: RunConfig) -> None:
@@ -279,20 +281,16 @@ def scan_command(args: Any, console: Any) -> int:
     config = load_config(args.config)
     points = scan_points(config, args.param, output_dir=args.output_dir)
     if args.dry_run or args.emit_yaml is not None:
-        from rich.table import Table
-
-        table = Table(title=f"{config.run_name}: {len(points)} points", show_header=True)
-        table.add_column("index", justify="right")
-        for name in points[0].values:
-            table.add_column(name, justify="right")
-        table.add_column("run file")
+        # Plain lines, never truncated: the paths are meant to be copied or parsed.
+        names = list(points[0].values)
+        console.print(f"{config.run_name}: {len(points)} points", soft_wrap=True)
+        console.print("\t".join(["index", *names, "run file"]), soft_wrap=True)
         for p in points:
-            table.add_row(str(p.index), *(f"{v:g}" for v in p.values.values()), str(p.output))
-        console.print(table)
+            console.print("\t".join([str(p.index), *(f"{v:g}" for v in p.values.values()), str(p.output)]), soft_wrap=True)
         if args.emit_yaml is not None:
             written = emit_point_yamls(points, args.emit_yaml)
-            console.print(f"wrote {len(written)} YAMLs and points.txt to {args.emit_yaml}")
-            console.print(f"submit: sbatch --array=0-{len(points) - 1} jobs/slurm/pes_array.sbatch {args.emit_yaml}")
+            console.print(f"wrote {len(written)} YAMLs and points.txt to {args.emit_yaml}", soft_wrap=True)
+            console.print(f"submit: sbatch --array=0-{len(points) - 1} jobs/slurm/pes_array.sbatch {args.emit_yaml}", soft_wrap=True)
         return 0
     comm = world_comm()
     root = comm is None or comm.Get_rank() == 0

@@ -97,6 +97,9 @@ class LUCJAnsatz:
     # Name of the backend whose connectivity decided the pairs (None: layout rule only).
     backend_name: str | None = None
     dropped_pairs_ab: tuple[tuple[int, int], ...] = field(default=())
+    # Qubits/couplers the device layout avoids (ffsim's LUCJ pass manager); transpile reuses them.
+    readout_error_threshold: float = 0.10
+    two_qubit_error_threshold: float = 1.0
 
     @property
     def spin_balanced(self) -> bool:
@@ -140,6 +143,8 @@ class LUCJAnsatz:
             "with_final_orbital_rotation": self.with_final_orbital_rotation,
             "layout": self.layout,
             "backend_name": self.backend_name,
+            "readout_error_threshold": self.readout_error_threshold,
+            "two_qubit_error_threshold": self.two_qubit_error_threshold,
         }
 
     @staticmethod
@@ -153,6 +158,8 @@ class LUCJAnsatz:
         with_final_orbital_rotation: bool,
         layout: Layout = "all-to-all",
         backend_name: str | None = None,
+        readout_error_threshold: float = 0.10,
+        two_qubit_error_threshold: float = 1.0,
     ) -> LUCJAnsatz:
         """Rebuild an ansatz from a flat vector and its :meth:`structure`."""
         pairs = tuple(_as_pairs(p) for p in interaction_pairs)
@@ -172,6 +179,8 @@ class LUCJAnsatz:
             interaction_pairs=pairs,
             layout=layout,
             backend_name=backend_name,
+            readout_error_threshold=float(readout_error_threshold),
+            two_qubit_error_threshold=float(two_qubit_error_threshold),
         )
 
     def with_parameters(self, params: np.ndarray) -> LUCJAnsatz:
@@ -216,6 +225,8 @@ def _lucj_pass_manager(
     *,
     optimization_level: int,
     seed: int | None,
+    readout_error_threshold: float,
+    two_qubit_error_threshold: float,
 ):
     """ffsim's layout-aware pass manager; returns it and the alpha-beta pairs the device hosts."""
     pairs_aa = pairs[0]
@@ -229,6 +240,8 @@ def _lucj_pass_manager(
                 norb,
                 layout,
                 (pairs_aa, list(pairs[1]), pairs_bb),
+                two_qubit_error_threshold=two_qubit_error_threshold,
+                readout_error_threshold=readout_error_threshold,
                 optimization_level=optimization_level,
                 seed_transpiler=seed,
             )
@@ -236,7 +249,8 @@ def _lucj_pass_manager(
             raise SQDInputError(
                 "circuit.layout",
                 f"{backend.name} cannot host a {2 * norb}-qubit LUCJ layout of type {layout} ({err})",
-                fix="use a larger device, fewer orbitals, or layout: all-to-all (routing adds SWAPs)",
+                fix="use a larger device, fewer orbitals, a higher circuit.readout_error_threshold, "
+                "or layout: all-to-all (routing adds SWAPs)",
             ) from None
 
 
@@ -263,7 +277,9 @@ def build_lucj_ansatz(
         requested = list(pairs_ab)
         pairs = (pairs_aa, requested) if nelec[0] == nelec[1] else (pairs_aa, requested, pairs_aa)
         _, allowed = _lucj_pass_manager(
-            backend, norb, layout, pairs, optimization_level=config.optimization_level, seed=None
+            backend, norb, layout, pairs, optimization_level=config.optimization_level, seed=None,
+            readout_error_threshold=config.readout_error_threshold,
+            two_qubit_error_threshold=config.two_qubit_error_threshold,
         )
         pairs_ab = [tuple(p) for p in allowed]
         dropped = tuple(p for p in requested if p not in pairs_ab)
@@ -299,6 +315,8 @@ def build_lucj_ansatz(
         layout=layout,
         backend_name=backend_name,
         dropped_pairs_ab=dropped,
+        readout_error_threshold=config.readout_error_threshold,
+        two_qubit_error_threshold=config.two_qubit_error_threshold,
     )
 
 
@@ -346,7 +364,8 @@ def transpile_ansatz(
     Hartree-Fock preparation into the first orbital rotation).
     """
     circuit = ansatz.circuit(measure=True)
-    stats_extra: dict[str, Any] = {}
+    # all-to-all ansatzes are routed by design; only layout ansatzes can have unhosted pairs.
+    stats_extra: dict[str, Any] = {"unhosted_pairs_ab": []}
     if ansatz.layout != "all-to-all":
         pm, allowed = _lucj_pass_manager(
             backend,
@@ -355,6 +374,8 @@ def transpile_ansatz(
             ansatz.interaction_pairs,
             optimization_level=optimization_level,
             seed=seed,
+            readout_error_threshold=ansatz.readout_error_threshold,
+            two_qubit_error_threshold=ansatz.two_qubit_error_threshold,
         )
         missing = [p for p in ansatz.interaction_pairs[1] or [] if tuple(p) not in {tuple(a) for a in allowed}]
         # Pairs the layout cannot host are routed with SWAPs; build the ansatz with this backend to avoid that.

@@ -131,6 +131,14 @@ class CircuitConfig(_Section):
     )
     final_orbital_rotation: bool = Field(True, description="Add the CCSD t1 orbital rotation at the end.")
     optimization_level: int = Field(3, ge=0, le=3, description="Qiskit transpiler level for device backends.")
+    readout_error_threshold: float = Field(
+        0.10, gt=0,
+        description="Device layouts avoid qubits whose readout error is at least this (ffsim's LUCJ layout); "
+        "raise it (e.g. 1.0) when too few alpha-beta pairs fit.",
+    )
+    two_qubit_error_threshold: float = Field(
+        1.0, gt=0, description="Device layouts avoid couplers whose two-qubit error is at least this (1.0: only broken ones)."
+    )
 
 
 class SamplerConfig(_Section):

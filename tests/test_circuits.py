@@ -108,3 +108,17 @@ def test_all_to_all_ansatz_is_routed(lih):
     routed = transpile_ansatz(ansatz, backend, seed=1).stats
     lucj = transpile_ansatz(build_lucj_ansatz(lih, backend=backend), backend, seed=1).stats
     assert routed["two_qubit_gates"] > lucj["two_qubit_gates"]
+
+
+def test_error_thresholds_decide_which_pairs_fit(lih):
+    from qiskit_ibm_runtime.fake_provider import FakeTorino
+
+    backend = FakeTorino()
+    lenient = build_lucj_ansatz(lih, CircuitConfig(readout_error_threshold=1.0), backend=backend)
+    assert lenient.interaction_pairs[1] == [(0, 0), (4, 4)] and lenient.dropped_pairs_ab == ()
+    assert lenient.structure()["readout_error_threshold"] == 1.0
+    # Transpiling reuses the ansatz's thresholds, so the same pairs are hosted.
+    assert transpile_ansatz(lenient, backend, seed=3).stats["unhosted_pairs_ab"] == []
+    # A threshold that excludes nearly every qubit leaves no layout: a one-line error with the fix.
+    with pytest.raises(SQDInputError, match="circuit.readout_error_threshold"):
+        build_lucj_ansatz(lih, CircuitConfig(readout_error_threshold=0.001), backend=backend)

@@ -138,7 +138,8 @@ class _Progress:
         if not self.header:
             self.progress.console.print(
                 f"{'iter':>4} {'energy (Ha)':>14} {'dE (Ha)':>8} {'err (mHa)':>9} "
-                f"{'n_a x n_b':>11} {'dimension':>11} {'distinct a/b':>12} {'time (s)':>8}"
+                f"{'n_a x n_b':>11} {'dimension':>10} {'distinct':>10} {'sec':>6}",
+                soft_wrap=True,
             )
             self.header = True
         err = None if self.e_exact is None else record.energy - self.e_exact
@@ -147,7 +148,8 @@ class _Progress:
         distinct = f"{record.distinct_strings[0]}/{record.distinct_strings[1]}"
         self.progress.console.print(
             f"{record.iteration:>4} {record.energy:>14.8f} {de:>8} {_mha(err):>9} {shape:>11} "
-            f"{record.dimension:>11,} {distinct:>12} {record.timings.get('total', 0.0):>8.1f}"
+            f"{record.dimension:>10,} {distinct:>10} {record.timings.get('total', 0.0):>6.1f}",
+            soft_wrap=True,
         )
         self.progress.update(self.task, advance=1, description=f"SQD loop, E = {record.energy:.6f}")
 
@@ -276,6 +278,8 @@ def _plot_run(record, path: Path) -> None:
         if record.result is not None:
             ax1.semilogy([x[-1]], [max(record.result["energy"] - e_exact, 1e-10) * 1e3], "s", label="final")
         ax1.axhline(1.6, color="gray", ls="--", lw=0.8, label="chemical accuracy (1.6 mHa)")
+        lo, hi = min(err + [1.6]), max(err + [1.6])
+        ax1.set_ylim(lo / 3, hi * 3)
         ax1.set_ylabel(f"E - E_{record.hamiltonian.get('exact_method') or 'exact'} (mHa)")
     else:
         ax1.plot(x, e, "o-", label="best batch")

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 
 from .davidson import davidson, davidson_memory_bytes
@@ -343,11 +344,17 @@ def _dense(op: _Operator, nroots: int) -> tuple[np.ndarray, np.ndarray, int, int
     dim = op.n_a * op.n_b
     mat = np.empty((dim, dim))
     e = np.zeros(dim)
-    for j in range(dim):
-        # Row j of a symmetric operator is its column j, and rows are contiguous.
-        e[j] = 1.0
-        op(e, mat[j])
-        e[j] = 0.0
+    # Tiny matvecs: starting threads for each would cost more than the work.
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        for j in range(dim):
+            # Row j of a symmetric operator is its column j, and rows are contiguous.
+            e[j] = 1.0
+            op(e, mat[j])
+            e[j] = 0.0
+    finally:
+        numba.set_num_threads(threads)
     mat = 0.5 * (mat + mat.T)
     w, v = np.linalg.eigh(mat)
     return w[:nroots], np.ascontiguousarray(v[:, :nroots].T), 1, dim, True, np.zeros(nroots)

@@ -45,9 +45,18 @@ def pack_half(bits: np.ndarray, col0: int, norb: int, nwords: int) -> np.ndarray
     n = bits.shape[0]
     out = np.zeros((n, nwords), dtype=np.uint64)
     for i in range(n):
-        for p in range(norb):
-            if bits[i, col0 + norb - 1 - p]:
-                out[i, p >> 6] |= _ONE << np.uint64(p & 63)
+        # columns run from the highest orbital down: shift each bit in from the right
+        c = col0
+        p = norb - 1
+        while p >= 0:
+            wi = p >> 6
+            lo = wi << 6
+            acc = _ZERO
+            while p >= lo:
+                acc = (acc << _S1) | np.uint64(bits[i, c])
+                c += 1
+                p -= 1
+            out[i, wi] = acc
     return out
 
 
@@ -163,18 +172,18 @@ def pairwise_sum(a: np.ndarray, start: int, n: int) -> float:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _searchsorted_right(cdf: np.ndarray, m: int, x: float) -> int:
-    # first j with cdf[j] > x, as np.searchsorted(cdf[:m], x, side="right")
+def _searchsorted_right(cdf: np.ndarray, tot: float, m: int, x: float) -> int:
+    """``np.searchsorted(cdf[:m] / tot, x, side="right")``, dividing only where looked at."""
     if m <= 32:
         for j in range(m):
-            if cdf[j] > x:
+            if cdf[j] / tot > x:
                 return j
         return m
     lo = 0
     hi = m
     while lo < hi:
         mid = (lo + hi) >> 1
-        if cdf[mid] <= x:
+        if cdf[mid] / tot <= x:
             lo = mid + 1
         else:
             hi = mid
@@ -196,34 +205,39 @@ def choice_without_replacement(
 
     Same algorithm and float operations as numpy: draw the missing number of
     uniforms (taken from ``u`` at ``upos``, in the order numpy draws them), zero
-    the weights already found, rebuild the normalised cdf, bisect (side='right')
-    and keep new indices in order of first draw. ``p`` is overwritten; ``taken``
-    (length >= m) must be all False and is left so. The caller guarantees at
-    least ``k`` positive weights. Returns the new position in ``u``, or -1 when
-    ``u`` ran out (the caller refills it and redoes the whole draw).
+    the weights already found, rebuild the cdf, normalise it by its last entry,
+    bisect (side='right') and keep new indices in order of first draw. Two
+    shortcuts give the same floats: the cumulative sum is redone only from the
+    first weight zeroed since the last round (its prefix is unchanged), and
+    entries are divided by the total only when the search looks at them.
+    ``p`` is overwritten; ``taken`` (length >= m) must be all False and is left
+    so. The caller guarantees at least ``k`` positive weights. Returns the new
+    position in ``u``, or -1 when ``u`` ran out (the caller refills it and
+    redoes the whole draw).
     """
     n_uniq = 0
+    lo = 0  # first cdf entry to recompute
     while n_uniq < k:
         nd = k - n_uniq
         if upos + nd > u.shape[0]:
             for j in range(n_uniq):
                 taken[found[j]] = False
             return -1
-        for j in range(n_uniq):
-            p[found[j]] = 0.0
-        acc = 0.0
-        for j in range(m):
+        acc = 0.0 if lo == 0 else cdf[lo - 1]
+        for j in range(lo, m):
             acc += p[j]
             cdf[j] = acc
         tot = cdf[m - 1]
-        for j in range(m):
-            cdf[j] = cdf[j] / tot
+        lo = m
         for j in range(nd):
-            idx = _searchsorted_right(cdf, m, u[upos + j])
+            idx = _searchsorted_right(cdf, tot, m, u[upos + j])
             if not taken[idx]:
                 taken[idx] = True
                 found[n_uniq] = idx
                 n_uniq += 1
+                p[idx] = 0.0
+                if idx < lo:
+                    lo = idx
         upos += nd
     for j in range(k):
         taken[found[j]] = False
@@ -433,3 +447,43 @@ def int64_to_words(strings: np.ndarray) -> np.ndarray:
     for i in range(n):
         out[i, 0] = np.uint64(strings[i])
     return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def unique_first_appearance_1key(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys in order of first appearance, by open-addressing hashing.
+
+    Returns ``first`` (row of each distinct key's first occurrence, ascending)
+    and ``inverse`` (for every row, the index of its key in ``first``).
+    """
+    n = keys.shape[0]
+    size = 2
+    bits = 1
+    while size < 2 * n:
+        size <<= 1
+        bits += 1
+    mask = np.uint64(size - 1)
+    shift = np.uint64(64 - bits)
+    slot_key = np.empty(size, dtype=np.uint64)
+    slot_label = np.full(size, -1, dtype=np.int64)
+    first = np.empty(n, dtype=np.int64)
+    inverse = np.empty(n, dtype=np.int64)
+    n_unique = 0
+    for i in range(n):
+        k = keys[i]
+        # Fibonacci hashing: the high bits of k * 2^64/phi
+        h = (k * np.uint64(0x9E3779B97F4A7C15)) >> shift
+        while True:
+            lab = slot_label[h]
+            if lab < 0:
+                slot_key[h] = k
+                slot_label[h] = n_unique
+                first[n_unique] = i
+                inverse[i] = n_unique
+                n_unique += 1
+                break
+            if slot_key[h] == k:
+                inverse[i] = lab
+                break
+            h = (h + _ONE) & mask
+    return first[:n_unique].copy(), inverse

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sqd_suite.recovery import _kernels
+
 
 def row_keys(alpha: np.ndarray, beta: np.ndarray, norb: int) -> np.ndarray:
     """``(n, k)`` uint64 keys whose lexicographic order is the bool-row order."""
@@ -58,6 +60,8 @@ def unique_first_appearance(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = keys.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if keys.shape[1] == 1:
+        return _kernels.unique_first_appearance_1key(np.ascontiguousarray(keys[:, 0]))
     order, new = group_sorted(keys)
     group = np.cumsum(new) - 1
     # stable sort: the first element of each group is its earliest row

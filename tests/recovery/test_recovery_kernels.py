@@ -120,3 +120,24 @@ def test_stream_leaves_any_generator_as_numpy_would(make) -> None:
     np.testing.assert_array_equal(out, np.array(expected))
     assert used >= 120
     assert g_ours.random() == g_ref.random()
+
+
+def test_unique_first_appearance_matches_sorting_reference() -> None:
+    from sqd_suite.recovery import _rows
+
+    rng = np.random.default_rng(6)
+    for n, hi in [(0, 5), (1, 5), (1000, 50), (5000, 2**63), (3000, 3)]:
+        keys = rng.integers(0, hi, n, dtype=np.uint64) if n else np.zeros(0, np.uint64)
+        if n > 100:
+            keys[::7] = np.uint64(2**64 - 1)  # the all-ones key is a valid key
+        first, inverse = _kernels.unique_first_appearance_1key(keys)
+        _, ref_first, ref_inv = np.unique(keys, return_index=True, return_inverse=True)
+        order = np.argsort(ref_first)
+        np.testing.assert_array_equal(first, ref_first[order])
+        relabel = np.empty_like(order)
+        relabel[order] = np.arange(order.size)
+        np.testing.assert_array_equal(inverse, relabel[ref_inv])
+        # the multi-column path gives the same answer
+        f2, i2 = _rows.unique_first_appearance(np.stack([keys, keys], axis=1))
+        np.testing.assert_array_equal(f2, first)
+        np.testing.assert_array_equal(i2, inverse)

@@ -266,6 +266,9 @@ class RunConfig(_Section):
     def with_updates(self, updates: dict[str, Any]) -> RunConfig:
         """A copy with dotted-path updates, e.g. {'molecule.variables.bond_length': 1.2}."""
         data = self.model_dump(mode="json")
+        if any(key.startswith("molecule.") for key in updates) and "active_space.reference_energy" not in updates:
+            # A recorded reference belongs to one geometry: a moved molecule must not inherit it.
+            data["active_space"]["reference_energy"] = None
         for dotted, value in updates.items():
             node = data
             keys = dotted.split(".")

@@ -34,6 +34,14 @@ def test_variables_substitute_into_geometry():
     assert cfg.molecule.geometry() == "N 0 0 0; N 0 0 1.25"  # frozen original
 
 
+def test_moving_the_molecule_drops_a_recorded_reference():
+    cfg = config_from_dict(
+        {"molecule": {"atom": "N 0 0 0; N 0 0 {r}", "variables": {"r": 1.1}}, "active_space": {"reference_energy": -109.1}}
+    )
+    assert cfg.with_updates({"sqd.num_batches": 2}).active_space.reference_energy == -109.1
+    assert cfg.with_updates({"molecule.variables.r": 1.3}).active_space.reference_energy is None
+
+
 def test_xyz_file_relative_to_yaml(tmp_path):
     (tmp_path / "h2.xyz").write_text("2\nhydrogen\nH 0 0 0\nH 0 0 0.74\n")
     (tmp_path / "h2.yaml").write_text("molecule:\n  xyz: h2.xyz\n")

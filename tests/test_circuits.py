@@ -122,3 +122,14 @@ def test_error_thresholds_decide_which_pairs_fit(lih):
     # A threshold that excludes nearly every qubit leaves no layout: a one-line error with the fix.
     with pytest.raises(SQDInputError, match="circuit.readout_error_threshold"):
         build_lucj_ansatz(lih, CircuitConfig(readout_error_threshold=0.001), backend=backend)
+
+
+def test_exact_sampling_of_an_open_shell_keeps_the_electron_counts(h3):
+    from sqd_suite.config import SamplerConfig
+    from sqd_suite.sampling import sample
+
+    ansatz = build_lucj_ansatz(h3)
+    s = sample(ansatz, 20_000, SamplerConfig(), seed=4)
+    alpha, beta = s.alpha_beta_strings()
+    assert {bin(int(a)).count("1") for a in alpha} == {2} and {bin(int(b)).count("1") for b in beta} == {1}
+    assert s.shots == 20_000

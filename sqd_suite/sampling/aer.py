@@ -3,8 +3,8 @@
 Runs qiskit-ibm-runtime's ``SamplerV2`` in local testing mode
 (``SamplerV2(mode=fake_backend)``): the circuit is transpiled for the fake
 device with the LUCJ layout, then simulated by qiskit-aer with that device's
-noise model. Noisy simulation is only feasible for tiny circuits (a 12-qubit
-LUCJ on a 127-qubit fake device takes about a minute or more), so it is
+noise model. Noisy simulation is only feasible for tiny circuits (the 12-qubit
+LiH LUCJ on FakeSherbrooke took about 3 minutes for 1000 shots), so it is
 refused above ``sampler.max_qubits``. No error suppression is applied: this
 is the raw noisy device.
 """

@@ -200,15 +200,13 @@ def int_seed(seed: np.random.Generator | int | None) -> int | None:
     return int(np.random.default_rng(seed).integers(2**31 - 1))
 
 
-def _fetch_job(target: RuntimeTarget, job_id: str) -> Any:
+def _fetch_job(target: RuntimeTarget, job_id: str) -> Any | None:
+    """The job to resume; None for a local job of another process (resampling it is free)."""
     if target.local:
         result = _LOCAL_RESULTS.get(job_id)
         if result is None:
-            raise SQDInputError(
-                "job_id",
-                f"local testing job {job_id} is not in this process (local jobs are not stored by a service)",
-                fix="rerun without job_id; fake backends cost nothing to resample",
-            )
+            logger.warning("local testing job %s is not in this process; sampling again", job_id)
+            return None
         return _FinishedLocalJob(job_id, result)
     try:
         return target.service.job(job_id)
@@ -235,7 +233,8 @@ def sample_ibm_runtime(
 
     ``on_submit(job_id)`` is called right after submission, before waiting.
     With ``job_id`` the finished (or still running) job is fetched instead of
-    submitting a new one.
+    submitting a new one (in local testing mode, a job of another process
+    cannot be fetched and is simply sampled again).
     """
     from qiskit_ibm_runtime import Batch
     from qiskit_ibm_runtime.executor_sampler import SamplerV2
@@ -253,8 +252,8 @@ def sample_ibm_runtime(
         "dynamical_decoupling": settings.dynamical_decoupling,
         "twirling": settings.twirling,
     }
-    if job_id is not None:
-        job = _fetch_job(target, job_id)
+    job = _fetch_job(target, job_id) if job_id is not None else None
+    if job is not None:
         metadata["job_ids"] = [job_id]
         metadata["resumed"] = True
         result = _primitives.with_retries(

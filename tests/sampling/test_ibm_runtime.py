@@ -35,9 +35,11 @@ def test_local_testing_mode_end_to_end_and_resume(h2, no_account):
     assert resubmitted == [] and again.to_counts() == counts and again.metadata["resumed"]
 
 
-def test_unknown_local_job_id_is_an_input_error(h2_ansatz, no_account):
-    with pytest.raises(SQDInputError, match="job_id"):
-        sample(h2_ansatz, 10, SamplerConfig(kind="ibm_runtime", backend="FakeManilaV2"), seed=0, job_id="nope")
+def test_local_job_of_another_process_is_sampled_again(h2_ansatz, no_account):
+    settings = SamplerConfig(kind="ibm_runtime", backend="FakeManilaV2", twirling=False)
+    submitted: list[str] = []
+    s = sample(h2_ansatz, 200, settings, seed=0, job_id="from-a-crashed-run", on_submit=submitted.append)
+    assert len(submitted) == 1 and s.metadata["job_ids"] == submitted and "resumed" not in s.metadata
 
 
 def test_no_credentials_fails_cleanly(h2_ansatz, no_account):

@@ -301,10 +301,10 @@ def scan_command(args: Any, console: Any) -> int:
 
     def report(point: ScanPoint, what: str) -> None:
         if root:
-            console.print(f"[{point.index}] {point.label}: {what} ({point.output})")
+            console.print(f"[{point.index}] {point.label}: {what} ({point.output})", soft_wrap=True, markup=False)
 
     results = run_scan(points, run=run_one, only=args.only, skip_existing=args.skip_existing, on_point=report)
     if root:
         for point, result in results:
-            console.print(f"{point.label}: E = {result.energy:.8f} Ha")
+            console.print(f"{point.label}: E = {result.energy:.8f} Ha", soft_wrap=True)
     return 0

@@ -205,6 +205,8 @@ def configuration_batches(
     carry_a, carry_b = _check_carryover(carryover, norb, (na, nb))
     rng = np.random.default_rng(seed)
 
+    if n == 0 or not weights.sum() > 0:
+        raise ValueError("counts: the total count is zero; pass at least one sampled bitstring.")
     alpha, beta = bitstrings_to_words(bm)
     alpha, beta, weights = _canonical_rows(alpha, beta, weights, norb)
     if np.issubdtype(weights.dtype, np.integer):
@@ -227,6 +229,11 @@ def configuration_batches(
             )
         alpha, beta = alpha[mask], beta[mask]
         freqs = probs[mask]
+        if not np.sum(freqs) > 0:
+            raise ValueError(
+                f"counts: every row with nelec=({na}, {nb}) has zero count; pass "
+                "avg_occupancies with recover=True."
+            )
         freqs /= np.sum(freqs)
 
     # rows of zero weight can never be drawn; numpy's choice refuses to draw
@@ -262,7 +269,7 @@ class DistinctCounts:
     no ``nelec`` was given.
     """
 
-    shots: float
+    shots: int | float
     bitstrings: int
     alpha_strings: int
     beta_strings: int

@@ -231,6 +231,10 @@ def test_configuration_batches_bad_input(samples) -> None:
         configuration_batches(bm, counts[:-1], OCC, NELEC, **kw)
     with pytest.raises(ValueError, match="limit 64"):
         configuration_batches(np.zeros((1, 130), bool), [1], None, (1, 1), **kw)
+    with pytest.raises(ValueError, match="total count is zero"):
+        configuration_batches(bm, np.zeros_like(counts), OCC, NELEC, **kw)
+    with pytest.raises(ValueError, match="total count is zero"):
+        configuration_batches(np.zeros((0, 16), bool), [], OCC, NELEC, **kw)
     with pytest.raises(ValueError, match="no row holds nelec"):
         configuration_batches(np.ones((2, 4), bool), [1, 1], None, (1, 1), **kw)
 

@@ -228,22 +228,24 @@ def solve(
     dense = dim <= dense_threshold
 
     t0 = time.perf_counter()
-    if size > 1 and not dense:
+    layout = None
+    a0, a1 = 0, n_a  # this rank's block of the returned vectors
+    if size > 1:
         layout = BlockLayout(partition_rows(alpha_work_weights(alpha, beta, norb), size), n_b)
         a0, a1 = layout.range(comm.Get_rank())
-    else:
-        layout = None
-        a0, a1 = 0, n_a
-    ham = SubspaceHamiltonian.from_integrals(h1, h2, norb, (n_alpha, n_beta), alpha, beta, alpha_range=(a0, a1))
+    # Rows this rank computes: its block, or all of them for a dense solve
+    # (tiny, so every rank does it and keeps its block at the end).
+    r0, r1 = (0, n_a) if dense else (a0, a1)
+    ham = SubspaceHamiltonian.from_integrals(h1, h2, norb, (n_alpha, n_beta), alpha, beta, alpha_range=(r0, r1))
     spin_op = SpinSquareOperator(alpha, beta, norb, (n_alpha, n_beta), ham.alpha_singles, ham.beta_singles,
-                                 alpha_range=(a0, a1))
+                                 alpha_range=(r0, r1))
     exchange = None
-    if layout is not None:
+    if layout is not None and not dense:
         needed = ham.needed_alpha_rows()
         # S^2 reads rows one alpha single away; keep them even if H would not.
         a_ptr, a_tgt = spin_op._alpha[0], spin_op._alpha[1]
-        r0 = spin_op._table_row0
-        needed = np.union1d(needed, a_tgt[a_ptr[a0 - r0] : a_ptr[a1 - r0]])
+        t_row0 = spin_op._table_row0
+        needed = np.union1d(needed, a_tgt[a_ptr[a0 - t_row0] : a_ptr[a1 - t_row0]])
         exchange = RowExchange(comm, layout, needed, n_a)
     timings["tables"] = time.perf_counter() - t0
     op = _Operator(ham, exchange, spin_op, float(spin_penalty), target, quadratic)
@@ -274,12 +276,12 @@ def solve(
 
     # Properties: sign, <S^2>, penalty-free energies, occupancies.
     t0 = time.perf_counter()
-    comm_p = comm if size > 1 and not dense else None
-    vecs = vecs.reshape(nroots, a1 - a0, n_b)
+    comm_p = comm if exchange is not None else None
+    vecs = vecs.reshape(nroots, r1 - r0, n_b)
     s2 = np.empty(nroots)
     energies = np.empty(nroots)
     for k in range(nroots):
-        _, _, top = largest_determinants(vecs[k], alpha, beta, 1, alpha_range=(a0, a1), comm=comm_p)
+        _, _, top = largest_determinants(vecs[k], alpha, beta, 1, alpha_range=(r0, r1), comm=comm_p)
         if top[0] < 0:
             vecs[k] *= -1.0
         c_full = op.full(vecs[k].ravel())
@@ -294,7 +296,8 @@ def solve(
             comm_p.Allreduce(MPI.IN_PLACE, vals, op=MPI.SUM)
         s2[k] = vals[0] / vals[1]
         energies[k] = theta[k] - spin_penalty * vals[2] / vals[1] + ecore
-    occ = orbital_occupancies(vecs[0], alpha, beta, norb, alpha_range=(a0, a1), comm=comm_p)
+    occ = orbital_occupancies(vecs[0], alpha, beta, norb, alpha_range=(r0, r1), comm=comm_p)
+    vecs = np.ascontiguousarray(vecs[:, a0 - r0 : a1 - r0])
     comm_bytes = 0
     if exchange is not None:
         # Row exchanges of the Davidson matvecs and of the properties above.

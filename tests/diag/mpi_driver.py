@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--nroots", type=int, default=1)
     ap.add_argument("--tol", type=float, default=1e-12)
+    ap.add_argument("--dense-threshold", type=int, default=0)
     ap.add_argument("--sigma-repeats", type=int, default=0, help="time this many sigmas instead of solving")
     args = ap.parse_args(argv)
 
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                    rows=[int(b) for b in bounds])
     else:
         res = solve(h1, h2, norb, nelec, alpha, beta, ecore=ecore, nroots=args.nroots, tol=args.tol,
-                    comm=comm, dense_threshold=0)
+                    comm=comm, dense_threshold=args.dense_threshold)
         blocks = comm.gather(res.ci if res.ci.ndim == 2 else res.ci[0], root=0)
         out.update(
             energies=res.energies.tolist(),
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             occ_a=res.occupancies[0].tolist(),
             occ_b=res.occupancies[1].tolist(),
             n_iter=res.n_iter,
+            alpha_ranges=comm.allgather(res.alpha_range),
             converged=res.converged,
             comm_bytes=comm.allreduce(res.comm_bytes),
             timings=res.timings,

@@ -78,6 +78,20 @@ def test_two_ranks_match_serial(nroots: int, problem_file: Path) -> None:
 
 
 @pytest.mark.mpi
+@pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
+def test_two_ranks_dense_path_returns_blocks(problem_file: Path) -> None:
+    # Below the dense threshold every rank diagonalizes the whole matrix but
+    # still returns only its own block of rows.
+    par = _run(2, "--npz", str(problem_file), "--dense-threshold", "5000")
+    ref = _serial(problem_file)
+    assert abs(par["energies"][0] - ref["energies"][0]) < 1e-9
+    (a0, a1), (b0, b1) = par["alpha_ranges"]
+    assert a0 == 0 and a1 == b0 and b1 == ref["ci"].shape[0] and a1 > 0
+    assert abs(par["ci_norm"] - 1.0) < 1e-10
+    assert par["comm_bytes"] == 0
+
+
+@pytest.mark.mpi
 def test_one_rank_without_mpiexec(problem_file: Path) -> None:
     # COMM_WORLD of size 1 takes the serial path unchanged.
     out = _run(None, "--npz", str(problem_file))

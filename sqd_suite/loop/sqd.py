@@ -348,8 +348,9 @@ def kernel(
         energy_tol, occupancies_tol: The loop stops when the lowest energy
             changes by less than ``energy_tol`` and no orbital occupancy by
             more than ``occupancies_tol`` between iterations.
-        carryover_threshold: Determinants with ``|c|**2`` above this pass their
-            strings to every batch of the next iteration.
+        carryover_threshold: Determinants with amplitude ``|c|`` above this
+            pass their strings to every batch of the next iteration (the
+            qiskit-addon-sqd convention; 1e-4 keeps strings down to ``|c|**2 = 1e-8``).
         symmetrize_spin: Both spins use the union of strings (only when
             ``n_alpha == n_beta``; ignored otherwise).
         spin_penalty: Passed to :func:`~sqd_suite.diag.solve`.
@@ -381,7 +382,8 @@ def kernel(
     h1 = np.asarray(h1, dtype=np.float64)
     h2 = np.asarray(h2, dtype=np.float64)
     sym = bool(symmetrize_spin and nelec[0] == nelec[1])
-    carry_amp = math.sqrt(carryover_threshold)
+    # qiskit-addon-sqd's convention: a threshold on |c|, not on |c|^2
+    carry_amp = float(carryover_threshold)
     if initial_occupancies is None:
         occ0 = (np.zeros(norb), np.zeros(norb))
         occ0[0][: nelec[0]] = 1.0

@@ -5,11 +5,22 @@ Sections are separate functions so that more tables can be added next to them:
 * ``sigma_section``: table build, one matrix-free sigma against PySCF
   ``selected_ci.contract_2e`` on the same vector, useful multiply-adds W
   (docs/diag.md, diag-design.md) and their rate, bytes per determinant.
+* ``solve_section`` (``--solve``): full ``sqd_suite.diag.solve`` against
+  qiskit-addon-sqd's default ``solve_sci_batch`` (PySCF ``kernel_fixed_space``)
+  on the same strings: time, energy difference, Davidson iterations, peak RSS.
+* ``mpi_section`` (``--mpi``): one sigma on 1 rank x 1 thread, 1 rank x 2
+  threads and 2 ranks x 1 thread (``mpiexec -n 2`` running
+  ``tests/diag/mpi_driver.py``), with the bytes exchanged per sigma.
+* ``large_section`` (``--large``): D = 1e7 (3200 x 3200 strings) solved to
+  1e-6 Ha in a child process: time, iterations, peak RSS, bytes per
+  determinant and what that means for D = 1e8.
 
 Per-core rates need one thread for both codes::
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python bench/diag.py
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python bench/diag.py --big   # adds 10000 x 10000 (D = 1e8)
+    .venv/bin/python bench/diag.py --sizes --solve --mpi           # solver sections only
+    .venv/bin/python bench/diag.py --sizes --large                 # D = 1e7 solve (minutes)
 
 String sets: :func:`sample_strings` draws each spin string by choosing the
 occupied orbitals without replacement with weights ``exp(-decay * p)``
@@ -172,12 +183,169 @@ def print_sigma_table(rows: list[dict], *, header: bool = True) -> None:
         )
 
 
+# ---------------------------------------------------------------- solver sections
+
+
+def _peak_rss_gb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux: KiB
+
+
+def _peer_solve(prob: N2Problem, sa: np.ndarray, sb: np.ndarray) -> tuple[float, float, float, float]:
+    """qiskit-addon-sqd 0.14 ``solve_sci`` step by step: (energy, eigensolver s, RDM s, eigenvalue).
+
+    The same calls as ``qiskit_addon_sqd.fermion.solve_sci`` (default
+    ``SelectedCI``, energy from the 1- and 2-RDMs), timed in two parts.
+    """
+    from pyscf import fci
+
+    myci = fci.selected_ci.SelectedCI()
+    t0 = time.perf_counter()
+    e_eig, vec = fci.selected_ci.kernel_fixed_space(myci, prob.h1, prob.h2, prob.norb, prob.nelec, ci_strs=(sa, sb))
+    t_eig = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    myci.make_rdm1s(vec, prob.norb, prob.nelec)
+    dm1 = myci.make_rdm1(vec, prob.norb, prob.nelec)
+    dm2 = myci.make_rdm2(vec, prob.norb, prob.nelec)
+    energy = np.einsum("pr,pr->", dm1, prob.h1) + 0.5 * np.einsum("prqs,prqs->", dm2, prob.h2)
+    return float(energy), t_eig, time.perf_counter() - t0, float(e_eig)
+
+
+def solve_section(prob: N2Problem, sizes: list[int], *, decay: float = 0.3, tol: float = 1e-8) -> list[dict]:
+    """Our full solve vs qiskit-addon-sqd's default sci_solver on the same strings (energies without ecore)."""
+    from sqd_suite.diag import solve
+
+    warm = sample_strings(prob.norb, prob.nelec[0], 30, decay=decay, seed=1)
+    solve(prob.h1, prob.h2, prob.norb, prob.nelec, warm, warm, dense_threshold=0)  # JIT / cache load
+    rows = []
+    print(f"{'n/spin':>7} {'D':>9} {'ours s':>8} {'iter':>5} {'peer s':>8} {'peer eig s':>10} {'speed-up':>8} "
+          f"{'vs eig':>7} {'E ours':>16} {'E ours - E peer':>15} {'RSS GB':>7}")
+    for n in sizes:
+        sa = sample_strings(prob.norb, prob.nelec[0], n, decay=decay, seed=1)
+        sb = sample_strings(prob.norb, prob.nelec[1], n, decay=decay, seed=2)
+        t0 = time.perf_counter()
+        res = solve(prob.h1, prob.h2, prob.norb, prob.nelec, sa, sb, tol=tol)
+        t_ours = time.perf_counter() - t0
+        rss_ours = _peak_rss_gb()
+        e_peer, t_eig, t_rdm, _ = _peer_solve(prob, sa, sb)
+        t_peer = t_eig + t_rdm
+        row = {"n": n, "D": sa.size * sb.size, "ours_s": t_ours, "iter": res.n_iter, "peer_s": t_peer,
+               "peer_eig_s": t_eig, "speedup": t_peer / t_ours, "speedup_eig": t_eig / t_ours,
+               "e_ours": res.energy, "de": res.energy - e_peer, "rss_gb": rss_ours, "timings": res.timings}
+        rows.append(row)
+        print(f"{n:>7} {row['D']:>9.2e} {t_ours:8.2f} {res.n_iter:>5} {t_peer:8.2f} {t_eig:10.2f} "
+              f"{row['speedup']:8.1f} {row['speedup_eig']:7.1f} {res.energy:16.10f} {row['de']:15.2e} "
+              f"{rss_ours:7.2f}", flush=True)
+        print("        ours by phase (s): " + ", ".join(f"{k} {v:.2f}" for k, v in res.timings.items()), flush=True)
+    print("(peer: qiskit-addon-sqd's solve_sci, i.e. PySCF kernel_fixed_space plus the RDMs it computes for the")
+    print(" energy and occupancies; peer eig s: kernel_fixed_space alone; vs eig: speed-up against that alone;")
+    print(" RSS GB: peak resident set of this process after our solve, before the peer runs)")
+    return rows
+
+
+def _driver_json(cmd: list[str], env: dict[str, str]) -> dict:
+    import json
+    import subprocess
+
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def mpi_section(prob: N2Problem, n: int, *, decay: float = 0.3, repeats: int = 5) -> dict:
+    """Sigma time on 1 rank (1 and 2 threads) and on 2 ranks (1 thread each) via mpiexec, same strings."""
+    import tempfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    driver = root / "tests" / "diag" / "mpi_driver.py"
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    sa = sample_strings(prob.norb, prob.nelec[0], n, decay=decay, seed=1)
+    sb = sample_strings(prob.norb, prob.nelec[1], n, decay=decay, seed=2)
+    out: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "problem.npz")
+        np.savez(path, h1=prob.h1, h2=prob.h2, ecore=prob.ecore, norb=prob.norb, nelec=np.asarray(prob.nelec),
+                 alpha=sa, beta=sb)
+        base = [sys.executable, str(driver), "--npz", path, "--sigma-repeats", str(repeats)]
+        env = dict(os.environ)
+        runs = {
+            "1 rank x 1 thread": ([], {"NUMBA_NUM_THREADS": "1"}),
+            "1 rank x 2 threads": ([], {"NUMBA_NUM_THREADS": "2"}),
+            "2 ranks x 1 thread": ([str(mpiexec), "-n", "2"], {}),
+        }
+        for name, (prefix, extra) in runs.items():
+            out[name] = _driver_json(prefix + base, {**env, **extra, "OMP_NUM_THREADS": "1"})
+    t1 = out["1 rank x 1 thread"]["sigma_seconds"]
+    c1 = out["1 rank x 1 thread"]["sigma_cpu_seconds"]
+    print(f"strings per spin {n}, D = {sa.size * sb.size:.2e}; mean of {repeats} sigmas "
+          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    print(f"{'layout':>20} {'wall s':>8} {'speed-up':>8} {'CPU s, busiest rank':>19} {'speed-up':>8} "
+          f"{'MB exchanged/sigma':>18} {'rows per rank':>14}")
+    for name, r in out.items():
+        rows = r.get("rows") or [0, r["n_a"]]
+        cpu_speedup = f"{c1 / r['sigma_cpu_seconds']:8.2f}" if r["threads"] is not None or name.startswith("1 rank x 1") \
+            else f"{'-':>8}"
+        print(f"{name:>20} {r['sigma_seconds']:8.3f} {t1 / r['sigma_seconds']:8.2f} {r['sigma_cpu_seconds']:19.3f} "
+              f"{cpu_speedup} {r['bytes_per_sigma'] / 1e6:18.1f} {str(np.diff(rows).tolist()):>14}", flush=True)
+    print("(CPU-time speed-up: one rank's CPU seconds over the busiest rank's, i.e. the speed-up on idle cores;")
+    print(" meaningless for 2 threads in one process, where CPU time adds up over threads)")
+    return out
+
+
+def large_section(prob: N2Problem, n: int = 3200, *, decay: float = 0.3, tol: float = 1e-6) -> dict:
+    """D = n^2 solved to tol in a child process (clean peak RSS); bytes per determinant and the D = 1e8 projection."""
+    import json
+    import subprocess
+
+    code = (
+        "import json, sys, time, resource, numpy as np\n"
+        "sys.path.insert(0, %r)\n"
+        "import diag as b\n"
+        "from sqd_suite.diag import solve\n"
+        "from sqd_suite.diag.davidson import davidson_memory_bytes\n"
+        "prob = b.n2_problem()\n"
+        "sa = b.sample_strings(prob.norb, 5, %d, decay=%r, seed=1)\n"
+        "sb = b.sample_strings(prob.norb, 5, %d, decay=%r, seed=2)\n"
+        "rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "t0 = time.perf_counter()\n"
+        "res = solve(prob.h1, prob.h2, prob.norb, prob.nelec, sa, sb, ecore=prob.ecore, tol=%r)\n"
+        "t = time.perf_counter() - t0\n"
+        "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "print(json.dumps(dict(D=res.dimension, seconds=t, n_iter=res.n_iter, n_matvec=res.n_matvec,\n"
+        "    converged=res.converged, energy=res.energy, rss=rss, rss_before=rss0, timings=res.timings,\n"
+        "    solver_bytes=res.memory_bytes)))\n"
+    ) % (os.path.dirname(os.path.abspath(__file__)), n, decay, n, decay, tol)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    d = r["D"]
+    per_det = (r["rss"] - r["rss_before"]) / d
+    print(f"D = {d:.3e} ({n} x {n}), tol {tol}: {r['seconds']:.1f} s, {r['n_iter']} iterations "
+          f"({r['n_matvec']} sigmas), converged {r['converged']}, E = {r['energy']:.8f}")
+    print("  by phase (s): " + ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items()))
+    print(f"  peak RSS {r['rss'] / 1e9:.2f} GB (integrals, tables and Python before the solve: "
+          f"{r['rss_before'] / 1e9:.2f} GB); solver vectors {r['solver_bytes'] / d:.0f} B/det, "
+          f"measured {per_det:.0f} B/det above the baseline")
+    print(f"  D = 1e8 at {per_det:.0f} B/det: {per_det * 1e8 / 1e9:.1f} GB (tables grow with the strings, "
+          f"not with D); fits in 24 GB: {per_det * 1e8 < 24e9}")
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[300, 1000, 3000], help="strings per spin")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[300, 1000, 3000], help="strings per spin")
     parser.add_argument("--big", action="store_true", help="add 10000 strings per spin (D = 1e8, ~2 GB)")
     parser.add_argument("--pyscf-max", type=int, default=1000, help="largest size that also runs PySCF")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many sigma timings")
+    parser.add_argument("--solve", action="store_true", help="full solve vs qiskit-addon-sqd (300, 1000 strings)")
+    parser.add_argument("--solve-sizes", type=int, nargs="+", default=[300, 1000])
+    parser.add_argument("--mpi", action="store_true", help="1- vs 2-rank sigma (mpiexec -n 2)")
+    parser.add_argument("--mpi-size", type=int, default=1000, help="strings per spin for --mpi")
+    parser.add_argument("--large", action="store_true", help="D = 1e7 solve to 1e-6 Ha (minutes)")
     args = parser.parse_args(argv)
     try:
         from pyscf import lib
@@ -188,10 +356,20 @@ def main(argv: list[str] | None = None) -> int:
     sizes = list(args.sizes) + ([10_000] if args.big and 10_000 not in args.sizes else [])
     prob = n2_problem()
     print(f"N2/cc-pVDZ frozen core: norb {prob.norb}, nelec {prob.nelec}")
-    print("\n## sigma (H_el c), one matvec")
-    sigma_section(prob, sizes, pyscf_max=args.pyscf_max, repeats=args.repeats)
-    print("(W: useful multiply-adds, diag-design.md; B/det tab: table bytes per determinant;")
-    print(" B/det scr: per-thread scratch per determinant; each CI vector adds 8 B/det)")
+    if sizes:
+        print("\n## sigma (H_el c), one matvec")
+        sigma_section(prob, sizes, pyscf_max=args.pyscf_max, repeats=args.repeats)
+        print("(W: useful multiply-adds, diag-design.md; B/det tab: table bytes per determinant;")
+        print(" B/det scr: per-thread scratch per determinant; each CI vector adds 8 B/det)")
+    if args.solve:
+        print("\n## full solve vs qiskit-addon-sqd solve_sci_batch (wall time)")
+        solve_section(prob, args.solve_sizes)
+    if args.mpi:
+        print("\n## MPI: one sigma, 1 vs 2 ranks")
+        mpi_section(prob, args.mpi_size)
+    if args.large:
+        print("\n## D = 1e7 solve")
+        large_section(prob)
     return 0
 
 

@@ -132,7 +132,7 @@ def sigma_section(
         c = np.random.default_rng(3).standard_normal(ham.shape)
         c /= np.linalg.norm(c)
         out = np.empty_like(c)
-        ham.matvec(c, out=out)
+        # Numba is warm already; the best of `repeats` absorbs first-touch page faults.
         t_ours = _best_time(lambda: ham.matvec(c, out=out), repeats if n < 10_000 else 1)
         dim = sa.size * sb.size
         work = ham.work_per_sigma()

@@ -101,7 +101,10 @@ def test_emitted_yamls_run_from_any_folder(n2: RunConfig, tmp_path: Path) -> Non
     again = load_config(files[1])
     assert again.molecule.geometry() == "N 0 0 0; N 0 0 1.2"
     assert again.output_path.is_absolute() and again.output_path.name == "bond_length=1.200.h5"
-    assert again.sampler == n2.sampler and again.active_space == n2.active_space
+    assert again.sampler == n2.sampler
+    # A recorded reference energy belongs to the file's own geometry: a moved point drops it.
+    assert again.active_space.model_dump(exclude={"reference_energy"}) == n2.active_space.model_dump(exclude={"reference_energy"})
+    assert again.active_space.reference_energy is None
     rows = [line.split("\t") for line in (tmp_path / "points" / "points.txt").read_text().splitlines()]
     assert [r[0] for r in rows] == ["0", "1"] and rows[1][1] == str(files[1])
 

@@ -60,7 +60,9 @@ def launched_by_mpi(environ: Mapping[str, str] | None = None) -> bool:
     if any(var in env for var in _RANK_VARS):
         return True
     # srun exports SLURM_STEP_NUM_TASKS into the tasks of a step; the batch step lacks it.
-    return "SLURM_STEP_NUM_TASKS" in env and "SLURM_PROCID" in env
+    # A one-task step (`srun python ...`) is a serial process as far as MPI is concerned.
+    tasks = env.get("SLURM_STEP_NUM_TASKS", "")
+    return "SLURM_PROCID" in env and tasks.isdigit() and int(tasks) > 1
 
 
 def guard_serial_slurm(environ: MutableMapping[str, str] | None = None) -> bool:

@@ -141,8 +141,15 @@ def test_pes_array_script_runs_one_task_per_point(tmp_path: Path) -> None:
 # --- sqd_suite.hpc -------------------------------------------------------------
 
 
-def test_guard_hides_slurm_ntasks_from_a_serial_process() -> None:
-    env = {"SLURM_NTASKS": "4", "SLURM_JOB_ID": "7"}
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"SLURM_NTASKS": "4", "SLURM_JOB_ID": "7"},  # the batch step
+        {"SLURM_NTASKS": "4", "SLURM_STEP_NUM_TASKS": "1", "SLURM_PROCID": "0"},  # `srun -n 1 python ...`
+    ],
+)
+def test_guard_hides_slurm_ntasks_from_a_serial_process(env: dict[str, str]) -> None:
+    assert not launched_by_mpi(env)
     assert guard_serial_slurm(env) is True
     assert "SLURM_NTASKS" not in env and env[SAVED_NTASKS_VAR] == "4"
     assert guard_serial_slurm(env) is False  # idempotent

@@ -421,7 +421,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="write one YAML per point (and points.txt) for a job array, run nothing")
     p.add_argument("--only", type=int, action="append", metavar="INDEX",
                    help="run only this point (repeatable; a job-array task passes its index)")
-    p.add_argument("--skip-existing", action="store_true", help="leave points whose run file exists")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave points whose run file is complete; resume unfinished ones")
     p.add_argument("--force", action="store_true", help="overwrite existing complete run files")
     p.set_defaults(func=cmd_scan)
     return parser

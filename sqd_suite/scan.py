@@ -239,13 +239,16 @@ def run_scan(
     run: RunFunction | None = None,
     only: Sequence[int] | None = None,
     skip_existing: bool = False,
+    resume: Callable[[Path], Any] | None = None,
     on_point: Callable[[ScanPoint, str], None] | None = None,
 ) -> list[tuple[ScanPoint, Any]]:
     """Run the points in order; returns (point, result) for each point run.
 
-    ``only`` restricts to those indices (a job-array task runs one);
-    ``skip_existing`` leaves points whose run file exists (use ``sqd resume``
-    on an unfinished one).
+    ``only`` restricts to those indices (a job-array task runs one).
+    ``skip_existing`` leaves points whose run file is complete and, when a
+    ``resume`` function is given, continues unfinished ones with it (a
+    requeued array task picks up where it was killed); without one an
+    existing file is left as it is.
     """
     run = run or _default_run_function()
     chosen = list(points)
@@ -258,8 +261,13 @@ def run_scan(
     results = []
     for point in chosen:
         if skip_existing and point.output.exists():
+            if resume is None or _status(point.output) == "complete":
+                if on_point:
+                    on_point(point, "exists, skipped")
+                continue
             if on_point:
-                on_point(point, "exists, skipped")
+                on_point(point, "unfinished, resuming")
+            results.append((point, resume(point.output)))
             continue
         if on_point:
             on_point(point, "running")
@@ -268,6 +276,12 @@ def run_scan(
         if on_point:
             on_point(point, "done")
     return results
+
+
+def _status(path: Path) -> str | None:
+    from sqd_suite.store import run_file_status
+
+    return run_file_status(path)
 
 
 def scan_command(args: Any, console: Any) -> int:
@@ -294,16 +308,20 @@ def scan_command(args: Any, console: Any) -> int:
         return 0
     comm = world_comm()
     root = comm is None or comm.Get_rank() == 0
-    from sqd_suite.runner import run
+    from sqd_suite.runner import resume, run
 
     def run_one(point_config: RunConfig) -> Any:
         return run(point_config, force=args.force, comm=comm)
+
+    def resume_one(path: Path) -> Any:
+        return resume(path, comm=comm)
 
     def report(point: ScanPoint, what: str) -> None:
         if root:
             console.print(f"[{point.index}] {point.label}: {what} ({point.output})", soft_wrap=True, markup=False)
 
-    results = run_scan(points, run=run_one, only=args.only, skip_existing=args.skip_existing, on_point=report)
+    results = run_scan(points, run=run_one, only=args.only, skip_existing=args.skip_existing,
+                       resume=resume_one, on_point=report)
     if root:
         for point, result in results:
             console.print(f"{point.label}: E = {result.energy:.8f} Ha", soft_wrap=True)

@@ -168,3 +168,19 @@ def test_cli_bad_input_exits_2_with_one_line(args: list[str]) -> None:
     assert out.returncode == 2
     assert out.stderr.startswith("sqd: error: ") and len(out.stderr.strip().splitlines()) == 1
     assert "Traceback" not in out.stderr
+
+
+def test_skip_existing_resumes_unfinished_points(n2: RunConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A requeued array task: complete files are left, unfinished ones resumed, missing ones run."""
+    points = scan_points(n2, ["bond_length=1.0,1.1,1.2"], output_dir=tmp_path)
+    (tmp_path / "bond_length=1.000.h5").write_bytes(b"complete")
+    (tmp_path / "bond_length=1.100.h5").write_bytes(b"running")
+    monkeypatch.setattr("sqd_suite.scan._status", lambda path: path.read_text())
+    calls: list[str] = []
+    results = run_scan(
+        points, skip_existing=True,
+        run=lambda cfg: calls.append(f"run {cfg.output_path.name}"),
+        resume=lambda path: calls.append(f"resume {path.name}"),
+    )
+    assert calls == ["resume bond_length=1.100.h5", "run bond_length=1.200.h5"]
+    assert [p.index for p, _ in results] == [1, 2]

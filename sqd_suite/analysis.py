@@ -32,6 +32,8 @@ __all__ = [
     "find_run_files",
     "load_results",
     "load_runs",
+    "load_walkers",
+    "plot_closed_loop",
     "plot_convergence",
     "plot_error_vs_dimension",
     "plot_potential_energy_curve",
@@ -193,6 +195,50 @@ def load_results(paths: PathsLike) -> pd.DataFrame:
     return df.sort_values(["name", *variables]).reset_index(drop=True) if len(df) else df
 
 
+def load_walkers(paths: PathsLike) -> pd.DataFrame:
+    """One row per closed-loop evaluation (walker) of every run file that has them.
+
+    Columns: the run columns of :func:`load_runs` plus ``generation, walker,
+    energy, error, error_mha, dimension, n_alpha, n_beta, distinct_alpha,
+    distinct_beta, distinct_bitstrings, sqd_iterations, best_so_far`` (the
+    lowest energy up to and including that generation) and ``time_<phase>``
+    (``sample``, ``sqd``, ``total``). Plain SQD runs contribute no rows.
+    """
+    from sqd_suite.loop.closed_loop import read_run_evaluations
+
+    rows = []
+    for path in find_run_files(paths):
+        record = read_run(path)
+        base = _run_columns(record)
+        evaluations = sorted(read_run_evaluations(path), key=lambda e: (e.generation, e.walker))
+        best = math.inf
+        best_by_generation: dict[int, float] = {}
+        for ev in evaluations:
+            best = min(best, ev.energy)
+            best_by_generation[ev.generation] = best
+        for ev in evaluations:
+            err = _error(ev.energy, base["e_exact"])
+            row = {
+                **base,
+                "generation": int(ev.generation),
+                "walker": int(ev.walker),
+                "energy": float(ev.energy),
+                "error": err,
+                "error_mha": 1e3 * err,
+                "dimension": int(ev.dimension),
+                "n_alpha": int(ev.subspace_shape[0]),
+                "n_beta": int(ev.subspace_shape[1]),
+                "distinct_alpha": int(ev.distinct_strings[0]),
+                "distinct_beta": int(ev.distinct_strings[1]),
+                "distinct_bitstrings": int(ev.distinct_bitstrings),
+                "sqd_iterations": int(ev.sqd_iterations),
+                "best_so_far": best_by_generation[ev.generation],
+            }
+            row.update({f"time_{k}": float(v) for k, v in ev.timings.items()})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # ---------------------------------------------------------------------------
 # Plots
 # ---------------------------------------------------------------------------
@@ -221,7 +267,8 @@ _KNOWN_COLUMNS = {
     "e_hf", "e_ccsd", "e_exact", "exact_method", "shots", "samples_per_batch", "num_batches", "mpi_ranks",
     "seed", "iteration", "energy", "error", "error_mha", "dimension", "n_alpha", "n_beta", "distinct_alpha",
     "distinct_beta", "spin_square", "energy_change", "converged", "davidson_iterations", "energy_is_final",
-    "iterations", "wall_time_s", "warnings",
+    "iterations", "wall_time_s", "warnings", "generation", "walker", "distinct_bitstrings", "sqd_iterations",
+    "best_so_far",
 }
 
 
@@ -305,4 +352,28 @@ def plot_potential_energy_curve(results: pd.DataFrame, variable: str = "bond_len
         lower.set_xlabel(variable)
     else:
         ax.set_xlabel(variable)
+    return fig
+
+
+def plot_closed_loop(walkers: pd.DataFrame, *, ax: Axes | None = None) -> Figure:
+    """Closed-loop optimisation: every walker's energy per generation (dots),
+    the best so far (line) and the open-loop SQD energy (generation 0, walker 0)."""
+    if walkers.empty:
+        raise SQDInputError("walkers", "no closed-loop evaluations to plot", fix="load run files of closed-loop runs")
+    fig, ax = _figure(ax)
+    for path, group in walkers.groupby("path", sort=False):
+        label = Path(str(path)).stem
+        ax.scatter(group["generation"], group["energy"], s=14, alpha=0.6, label=f"{label}: walkers")
+        best = group.groupby("generation")["best_so_far"].min()
+        ax.plot(best.index, best.to_numpy(), marker="o", label=f"{label}: best so far")
+        open_loop = group[(group["generation"] == 0) & (group["walker"] == 0)]["energy"]
+        if len(open_loop):
+            ax.axhline(float(open_loop.iloc[0]), color="tab:grey", ls=":", lw=1, label="open loop (CCSD parameters)")
+    exact = walkers["e_exact"].dropna()
+    if len(exact):
+        ax.axhline(float(exact.iloc[0]), color="black", lw=1, label="exact")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("energy (Ha)")
+    ax.set_title("Closed-loop SQD")
+    ax.legend(fontsize="small")
     return fig

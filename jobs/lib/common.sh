@@ -56,8 +56,21 @@ sqd_resource() {
 # Print what the run needs next to what the job got (the job log documents its sizing).
 sqd_report_resources() {
     local config=$1 ranks=$2
-    echo "== sqd job: $(date -u +%FT%TZ) on $(hostname -s), ${SLURM_JOB_ID:+Slurm job $SLURM_JOB_ID}${PBS_JOBID:+PBS job $PBS_JOBID}"
+    local where="no scheduler"
+    if [[ -n "${SLURM_JOB_ID:-}" ]]; then where="Slurm job $SLURM_JOB_ID${SLURM_ARRAY_TASK_ID:+ (array task $SLURM_ARRAY_TASK_ID)}"; fi
+    if [[ -n "${PBS_JOBID:-}" ]]; then where="PBS job $PBS_JOBID"; fi
+    echo "== sqd job: $(date -u +%FT%TZ) on $(hostname -s), $where"
     "$SQD_PYTHON" -m sqd_suite.hpc resources "$config" || true
+    local want mem
+    want=$(sqd_resource "$config" ranks || true)
+    mem=$(sqd_resource "$config" mem_per_rank_mb || true)
+    if [[ -n "$want" && "$ranks" -lt "$want" ]]; then
+        echo "== note: the estimate asks for $want ranks; with $ranks each holds more of the vectors"
+    fi
+    # Slurm exports the per-rank memory it granted; say so when it is below the estimate.
+    if [[ -n "$mem" && -n "${SLURM_MEM_PER_CPU:-}" && "${SLURM_MEM_PER_CPU}" -lt "$mem" ]]; then
+        echo "== note: ${SLURM_MEM_PER_CPU} MB per rank granted, the estimate is $mem MB (an upper bound)"
+    fi
     echo "== running with $ranks MPI rank(s), $OMP_NUM_THREADS thread(s) each"
 }
 

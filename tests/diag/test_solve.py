@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from pyscf import ao2mo, fci, gto, scf
@@ -240,3 +242,43 @@ def test_rejects_bad_strings(water) -> None:
         solve(h1, h2, norb, nelec, alpha[::-1], beta)
     with pytest.raises(ValueError, match="electrons"):
         solve(h1, h2, norb, nelec, alpha, np.array([0b111], dtype=np.int64))
+
+
+@pytest.mark.slow  # three SQD loops, JAX start-up: ~10 s on an idle machine
+def test_sci_solver_in_qiskit_addon_sqd_loop(n2) -> None:
+    from qiskit_addon_sqd.fermion import diagonalize_fermionic_hamiltonian
+
+    from sqd_suite.diag import SCISolver, sci_solver
+
+    h1, h2, ecore, norb, nelec = n2
+    rng = np.random.default_rng(11)
+    # Noisy samples around the Hartree-Fock state; beta half on the left.
+    p_occ = np.r_[np.full(norb - nelec[1], 0.15), np.full(nelec[1], 0.9), np.full(norb - nelec[0], 0.15),
+                  np.full(nelec[0], 0.9)]
+    bits = rng.random((2000, 2 * norb)) < p_occ
+    common = dict(samples_per_batch=40, norb=norb, nelec=nelec, num_batches=2, max_iterations=2, seed=5)
+    ref = diagonalize_fermionic_hamiltonian(h1, h2, bits, **common)
+    ours = diagonalize_fermionic_hamiltonian(h1, h2, bits, sci_solver=functools.partial(sci_solver, tol=1e-11),
+                                             **common)
+    warm = diagonalize_fermionic_hamiltonian(h1, h2, bits, sci_solver=SCISolver(tol=1e-11), **common)
+    for res in (ours, warm):
+        assert abs(res.energy - ref.energy) < 1e-7
+        assert res.sci_state.amplitudes.shape == ref.sci_state.amplitudes.shape
+        np.testing.assert_array_equal(res.sci_state.ci_strs_a, ref.sci_state.ci_strs_a)
+        np.testing.assert_allclose(res.orbital_occupancies[0], ref.orbital_occupancies[0], atol=1e-6)
+        np.testing.assert_allclose(res.orbital_occupancies[1], ref.orbital_occupancies[1], atol=1e-6)
+
+
+def test_sci_solver_spin_sq_like_solve_sci_batch(ch2_triplet) -> None:
+    from qiskit_addon_sqd.fermion import solve_sci_batch
+
+    from sqd_suite.diag import sci_solver
+
+    h1, h2, ecore, norb, nelec = ch2_triplet
+    alpha, beta = _full_strings(norb, nelec)
+    batch = [(alpha[:15], beta[:30])]
+    for spin_sq in (None, 2.0):
+        ref = solve_sci_batch(batch, h1, h2, norb, nelec, spin_sq=spin_sq, tol=1e-12)[0]
+        ours = sci_solver(batch, h1, h2, norb, nelec, spin_sq=spin_sq, tol=1e-11)[0]
+        assert abs(ours.energy - ref.energy) < 1e-7
+        assert abs(ours.sci_state.spin_square() - ref.sci_state.spin_square()) < 1e-6

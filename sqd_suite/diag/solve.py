@@ -101,7 +101,8 @@ class _Operator:
         y = self.spin_op.matvec(c_full)
         y -= self.spin_target * c_full[self.a0 : self.a1]
         if self.quadratic:
-            y_full = self.full(y.ravel()).copy() if self.exchange is not None else y
+            # Reuses the exchange buffer: c_full is not read after this point.
+            y_full = self.full(y.ravel())
             y2 = self.spin_op.matvec(y_full)
             y2 -= self.spin_target * y
             y = y2

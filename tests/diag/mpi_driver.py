@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nroots", type=int, default=1)
     ap.add_argument("--tol", type=float, default=1e-12)
     ap.add_argument("--dense-threshold", type=int, default=0)
+    ap.add_argument("--spin-penalty", type=float, default=0.0)
+    ap.add_argument("--spin-target", type=float, default=None)
     ap.add_argument("--sigma-repeats", type=int, default=0, help="time this many sigmas instead of solving")
     args = ap.parse_args(argv)
 
@@ -115,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                    rows=[int(b) for b in bounds])
     else:
         res = solve(h1, h2, norb, nelec, alpha, beta, ecore=ecore, nroots=args.nroots, tol=args.tol,
-                    comm=comm, dense_threshold=args.dense_threshold)
+                    comm=comm, dense_threshold=args.dense_threshold,
+                    spin_penalty=args.spin_penalty, spin_target=args.spin_target)
         blocks = comm.gather(res.ci if res.ci.ndim == 2 else res.ci[0], root=0)
         out.update(
             energies=res.energies.tolist(),

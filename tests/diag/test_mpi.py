@@ -52,13 +52,13 @@ def problem_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _serial(path: Path, nroots: int = 1) -> dict:
+def _serial(path: Path, nroots: int = 1, **kwargs: float) -> dict:
     """The same problem solved in this process without MPI (comm=None)."""
     with np.load(path) as f:
         args = (f["h1"], f["h2"], int(f["norb"]), tuple(int(n) for n in f["nelec"]), f["alpha"], f["beta"])
         ecore = float(f["ecore"])
-    res = solve(*args, ecore=ecore, tol=1e-12, nroots=nroots, dense_threshold=0)
-    return {"energies": res.energies.tolist(), "ci": res.ci, "occ_a": res.occupancies[0]}
+    res = solve(*args, ecore=ecore, tol=1e-12, nroots=nroots, dense_threshold=0, **kwargs)
+    return {"energies": res.energies.tolist(), "ci": res.ci, "occ_a": res.occupancies[0], "s2": res.spin_square}
 
 
 @pytest.mark.mpi
@@ -89,6 +89,17 @@ def test_two_ranks_dense_path_returns_blocks(problem_file: Path) -> None:
     assert a0 == 0 and a1 == b0 and b1 == ref["ci"].shape[0] and a1 > 0
     assert abs(par["ci_norm"] - 1.0) < 1e-10
     assert par["comm_bytes"] == 0
+
+
+@pytest.mark.mpi
+@pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
+def test_two_ranks_quadratic_spin_penalty(problem_file: Path) -> None:
+    # (S^2 - t)^2 needs a second row exchange inside each matvec.
+    par = _run(2, "--npz", str(problem_file), "--spin-penalty", "0.5", "--spin-target", "2.0")
+    ref = _serial(problem_file, spin_penalty=0.5, spin_target=2.0)
+    assert abs(ref["s2"] - 2.0) < 1e-2  # a truncated string set is not spin-complete
+    assert abs(par["spin_square"] - ref["s2"]) < 1e-8
+    assert abs(par["energies"][0] - ref["energies"][0]) < 1e-9
 
 
 @pytest.mark.mpi

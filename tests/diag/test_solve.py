@@ -129,6 +129,19 @@ def test_spin_penalty_removes_triplet(water) -> None:
     np.testing.assert_allclose(pen.energies[: len(singlets)], singlets, atol=1e-8)
 
 
+def test_quadratic_penalty_targets_triplet(water) -> None:
+    # spin_target above Sz(Sz+1) = 0 selects lambda (S^2 - t)^2: the lowest
+    # triplet (Ms = 0 component) becomes the ground state of the shifted H.
+    h1, h2, ecore, norb, nelec = water
+    e_ref, c_ref = _pyscf_fci("water", h1, h2, norb, nelec, ecore)
+    s2_ref = np.array([spin_op.spin_square0(c, norb, nelec)[0] for c in c_ref])
+    alpha, beta = _full_strings(norb, nelec)
+    res = solve(h1, h2, norb, nelec, alpha, beta, ecore=ecore, tol=1e-11, dense_threshold=0,
+                spin_penalty=1.0, spin_target=2.0)
+    assert abs(res.spin_square - 2.0) < 1e-6
+    assert abs(res.energy - e_ref[np.argmax(s2_ref > 1.5)]) < 1e-8
+
+
 def _random_subset(strings: np.ndarray, k: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     # Keep the lowest (HF) string so the subspace holds the reference.

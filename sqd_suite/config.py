@@ -203,6 +203,11 @@ class ClosedLoopConfig(_Section):
     init_noise: float = Field(0.05, ge=0, description="Uniform noise added to the CCSD parameters of walkers 1..n.")
     max_evaluations: int = Field(40, ge=1, description="cobyla/spsa evaluation budget.")
     shots: int | None = Field(None, ge=1, description="Shots per evaluation; default: sampler.shots.")
+    carryover_fraction: float = Field(
+        0.5, gt=0, le=1,
+        description="With sqd.max_dim: carry at most this fraction of the cap (the heaviest strings of the best "
+        "walker) into the next generation, leaving room for each walker's own samples; without a cap all are carried.",
+    )
     seed: int = 7
 
 

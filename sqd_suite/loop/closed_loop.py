@@ -57,6 +57,7 @@ __all__ = [
     "WalkerEvaluation",
     "evaluate_walker",
     "evaluation_seeds",
+    "limit_carryover",
     "params_hash",
     "read_evaluations",
     "read_run_evaluations",
@@ -93,7 +94,7 @@ class WalkerEvaluation:
     iteration's batches; ``distinct_bitstrings`` the distinct sampled
     outcomes. ``carryover`` are the result's large-weight strings (they seed
     later generations when this evaluation is the best). ``timings`` holds
-    seconds for ``sample``, ``sqd`` and ``total``.
+    wall seconds for ``sample``, ``sqd`` and ``total``, and ``cpu`` seconds.
     """
 
     generation: int
@@ -215,7 +216,6 @@ class _Objective:
         self.sampler = sampler
         self.sqd = sqd
         self.config = config
-        self.shots = config.shots or sampler.shots
         self.comm = comm if comm is not None and comm.Get_size() > 1 else None
         self.completed = {(e.generation, e.walker): e for e in completed}
         self.callback = callback
@@ -259,7 +259,7 @@ class _Objective:
         i = int(np.argmin(energies))
         if self.best is None or batch[i].energy < self.best.energy:
             self.best = batch[i]
-            self.carry = self.best.carryover
+            self.carry = limit_carryover(self.best.carryover, self.sqd, self.config)
         dims = np.array([e.dimension for e in batch])
         resumed = not todo
         seconds = sum(e.timings.get("total", 0.0) for e in batch) if resumed else time.perf_counter() - t0
@@ -331,6 +331,7 @@ def evaluate_walker(
     reproduced for the best walker).
     """
     t0 = time.perf_counter()
+    c0 = time.process_time()
     comm = comm if comm is not None and comm.Get_size() > 1 else None
     sample_fn = sample_fn or _default_sample_fn()
     shots = config.shots or sampler.shots
@@ -364,12 +365,57 @@ def evaluate_walker(
         distinct_strings=(int(last.distinct_strings[0]), int(last.distinct_strings[1])),
         distinct_bitstrings=int(len(samples.counts)),
         sqd_iterations=len(result.iterations),
-        carryover=(np.asarray(last.carryover[0], np.int64), np.asarray(last.carryover[1], np.int64)),
+        carryover=_heaviest_first(last.carryover, result, symmetric=bool(sqd.symmetrize_spin)),
         carryover_in=(len(carry[0]), len(carry[1])),
         occupancies=(np.asarray(result.occupancies[0]), np.asarray(result.occupancies[1])),
-        timings={"sample": t_sample, "sqd": t_sqd, "total": time.perf_counter() - t0},
+        # cpu: this process's CPU seconds; far below total on an oversubscribed machine.
+        timings={"sample": t_sample, "sqd": t_sqd, "total": time.perf_counter() - t0,
+                 "cpu": time.process_time() - c0},
     )
     return ev, samples, result
+
+
+def _string_weights(strings: np.ndarray, top_strings: np.ndarray, top_coef: np.ndarray) -> np.ndarray:
+    """Sum of ``c**2`` over the result's largest determinants, per string of the sorted ``strings``."""
+    w = np.zeros(len(strings))
+    if len(strings) == 0 or len(top_strings) == 0:
+        return w
+    pos = np.searchsorted(strings, top_strings)
+    ok = pos < len(strings)
+    ok[ok] &= strings[pos[ok]] == top_strings[ok]
+    np.add.at(w, pos[ok], np.square(top_coef[ok]))
+    return w
+
+
+def _heaviest_first(
+    carry: tuple[np.ndarray, np.ndarray], result: Any, *, symmetric: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The carry-over strings ordered by descending CI weight (ties by string), so a prefix is the heaviest."""
+    a = np.sort(np.asarray(carry[0], np.int64))
+    b = np.sort(np.asarray(carry[1], np.int64))
+    top_a, top_b, top_c = (np.asarray(result.top_alpha, np.int64), np.asarray(result.top_beta, np.int64),
+                           np.asarray(result.top_coef, np.float64))
+    wa = _string_weights(a, top_a, top_c)
+    wb = _string_weights(b, top_b, top_c)
+    if symmetric and np.array_equal(a, b):
+        # one shared string set: weigh each string by both spins
+        wa = wb = wa + wb
+    return a[np.lexsort((a, -wa))], b[np.lexsort((b, -wb))]
+
+
+def limit_carryover(
+    carry: tuple[np.ndarray, np.ndarray], sqd: SQDConfig, config: ClosedLoopConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The heaviest ``carryover_fraction * sqd.max_dim`` strings per spin (all without a cap), sorted.
+
+    With a cap, carrying the whole best subspace would fill it and leave the
+    walkers' samples no room: every walker would return the same energy.
+    """
+    a, b = carry
+    if sqd.max_dim is not None:
+        k = max(1, int(config.carryover_fraction * sqd.max_dim))
+        a, b = a[:k], b[:k]
+    return np.sort(np.asarray(a, np.int64)), np.sort(np.asarray(b, np.int64))
 
 
 def _default_sample_fn() -> SampleFn:

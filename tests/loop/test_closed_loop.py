@@ -108,7 +108,7 @@ def test_callback_sees_every_evaluation_in_order(de_run) -> None:
     res, seen = de_run
     assert [(e.generation, e.walker) for e in seen] == [(e.generation, e.walker) for e in res.evaluations]
     assert all(e.params_hash == params_hash(e.params) for e in seen)
-    assert all(set(e.timings) == {"sample", "sqd", "total"} for e in seen)
+    assert all(set(e.timings) == {"sample", "sqd", "total", "cpu"} for e in seen)
 
 
 def test_evaluation_seeds_depend_on_seed_generation_walker_only() -> None:

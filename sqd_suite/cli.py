@@ -274,12 +274,12 @@ def _plot_run(record, path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(6.4, 6.4), sharex=True)
     if e_exact is not None:
         err = [max(v - e_exact, 1e-10) * 1e3 for v in e]
-        ax1.semilogy(x, err, "o-", label="best batch, inner tolerance")
+        ax1.set_yscale("log")
+        ax1.set_ylim(min(err + [1.6]) / 3, max(err + [1.6]) * 3)
+        ax1.plot(x, err, "o-", label="best batch, inner tolerance")
         if record.result is not None:
-            ax1.semilogy([x[-1]], [max(record.result["energy"] - e_exact, 1e-10) * 1e3], "s", label="final")
+            ax1.plot([x[-1]], [max(record.result["energy"] - e_exact, 1e-10) * 1e3], "s", label="final")
         ax1.axhline(1.6, color="gray", ls="--", lw=0.8, label="chemical accuracy (1.6 mHa)")
-        lo, hi = min(err + [1.6]), max(err + [1.6])
-        ax1.set_ylim(lo / 3, hi * 3)
         ax1.set_ylabel(f"E - E_{record.hamiltonian.get('exact_method') or 'exact'} (mHa)")
     else:
         ax1.plot(x, e, "o-", label="best batch")
@@ -291,7 +291,9 @@ def _plot_run(record, path: Path) -> None:
                 ax1.annotate(name, (x[0], v), fontsize=8)
     ax1.legend(fontsize=8)
     ax1.set_title(f"{record.attrs.get('run_name', '')}: {record.hamiltonian.get('label', '')}")
-    ax2.semilogy(x, dims, "o-")
+    ax2.set_yscale("log")
+    ax2.set_ylim(min(dims) / 2, max(dims) * 2)
+    ax2.plot(x, dims, "o-")
     ax2.set_ylabel("subspace dimension")
     ax2.set_xlabel("iteration")
     ax2.xaxis.get_major_locator().set_params(integer=True)

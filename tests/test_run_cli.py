@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -130,5 +131,11 @@ def test_killed_run_resumes_to_the_uninterrupted_energy(tmp_path):
     assert proc.returncode == 0, proc.stderr
     resumed = read_run(out)
     assert resumed.complete
-    assert resumed.result["energy"] == reference.energy
-    assert [r.energy for r in resumed.iterations] == [r.energy for r in reference.iterations]
+    # the same random draws in every iteration, hence the same subspaces ...
+    assert len(resumed.iterations) == len(reference.iterations)
+    for got, want in zip(resumed.iterations, reference.iterations):
+        assert np.array_equal(got.alpha_strings, want.alpha_strings)
+        assert np.array_equal(got.carryover[0], want.carryover[0])
+        assert got.energy == pytest.approx(want.energy, abs=1e-11)
+    # ... and the same energy (two processes may sum in another order: last bits only)
+    assert resumed.result["energy"] == pytest.approx(reference.energy, abs=1e-11)

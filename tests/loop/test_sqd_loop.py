@@ -170,8 +170,8 @@ def test_two_mpi_ranks_equal_one(tmp_path):
 # FCI of N2/6-31G (16 orbitals, (5, 5)) at 1.1 A; see molecules/n2_631g.yaml.
 N2_FCI = -109.103365
 # Documented in docs/results.md: with 20k noisy exact shots, 300 samples per
-# batch and 3 iterations the loop ends within this of FCI.
-N2_MARGIN = 0.03
+# batch, 2 batches and 6 iterations the loop ends 7.4 mHa above FCI (measured).
+N2_MARGIN = 0.010
 
 
 @pytest.mark.slow
@@ -179,7 +179,7 @@ def test_n2_631g_exact_sampling_goes_below_hf_and_near_fci(tmp_path):
     from sqd_suite.runner import run
 
     path = _yaml(tmp_path, "n2_631g.yaml", "n2", {"shots": 20000},
-                 {"samples_per_batch": 300, "num_batches": 2, "max_iterations": 3})
+                 {"samples_per_batch": 300, "num_batches": 2, "max_iterations": 6})
     # the full space (1.9e7) is above the exact limit: give the recorded FCI
     config = load_config(path).with_updates({"active_space.reference_energy": N2_FCI})
     res = run(config, output=tmp_path / "n2.h5")
@@ -187,3 +187,7 @@ def test_n2_631g_exact_sampling_goes_below_hf_and_near_fci(tmp_path):
     assert res.energy < e_hf - 0.1
     assert N2_FCI - 1e-6 < res.energy < N2_FCI + N2_MARGIN
     assert res.e_exact == pytest.approx(N2_FCI, abs=1e-5)
+    # carry-over makes the subspace grow and the energy fall, iteration after iteration
+    energies = [it.energy for it in res.iterations]
+    assert energies == sorted(energies, reverse=True)
+    assert res.iterations[-1].dimension > res.iterations[0].dimension

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -20,6 +21,8 @@ from sqd_suite.errors import SQDInputError
 from sqd_suite.hamiltonian import build_hamiltonian
 from sqd_suite.loop.closed_loop import (
     EVALUATIONS_GROUP,
+    _heaviest_first,
+    limit_carryover,
     evaluation_seeds,
     params_hash,
     read_evaluations,
@@ -214,6 +217,27 @@ def test_local_optimizers_drive_the_same_objective(lih, de_run, optimizer: str, 
     assert res.energy <= res.open_loop.energy
     if optimizer == "spsa":
         assert [g.n_evaluations for g in res.generations] == [1, 2, 2]
+
+
+def test_carryover_is_heaviest_first_and_limited_under_a_cap(lih) -> None:
+    cfg, _, _ = lih
+    result = SimpleNamespace(
+        top_alpha=np.array([3, 5, 3, 9]), top_beta=np.array([3, 3, 6, 3]), top_coef=np.array([0.9, 0.3, 0.2, 0.1]),
+    )
+    a, b = _heaviest_first((np.array([9, 5, 3, 17]), np.array([6, 3, 10])), result, symmetric=False)
+    np.testing.assert_array_equal(a, [3, 5, 9, 17])  # weights .85, .09, .01, 0
+    np.testing.assert_array_equal(b, [3, 6, 10])
+    u = np.array([3, 5, 6, 9])
+    a, b = _heaviest_first((u, u), result, symmetric=True)
+    np.testing.assert_array_equal(a, [3, 5, 6, 9])  # both spins: 3: .85+.91, 5: .09, 6: .04, 9: .01
+    np.testing.assert_array_equal(a, b)
+    # max_dim 5 and fraction 0.5 keep the two heaviest strings per spin, sorted
+    kept = limit_carryover((np.array([9, 3, 5]), np.array([6, 3])), cfg.sqd, cfg.closed_loop)
+    np.testing.assert_array_equal(kept[0], [3, 9])
+    np.testing.assert_array_equal(kept[1], [3, 6])
+    uncapped = limit_carryover((np.array([9, 3, 5]), np.array([6, 3])), cfg.sqd.model_copy(update={"max_dim": None}),
+                               cfg.closed_loop)
+    np.testing.assert_array_equal(uncapped[0], [3, 5, 9])
 
 
 def test_population_below_three_is_a_user_error(lih) -> None:

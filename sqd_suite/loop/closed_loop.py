@@ -18,7 +18,9 @@ chosen by ``closed_loop.optimizer``) sees only energies:
 Carry-over between generations: every walker of generation ``g`` adds to its
 subspace the carry-over strings of the best evaluation of generations
 ``< g`` (its large-weight determinants), so what one generation found is
-never lost.
+never lost. Under a cap (``sqd.max_dim``) only the heaviest
+``closed_loop.carryover_fraction`` of the cap is carried, so the walkers'
+own samples keep room in the subspace (:func:`limit_carryover`).
 
 Randomness: evaluation ``(generation, walker)`` samples and subsamples with
 seeds from :func:`evaluation_seeds` ``(closed_loop.seed, generation, walker)``

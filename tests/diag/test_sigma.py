@@ -35,7 +35,9 @@ def _pyscf_sci(h1, h2, norb, nelec, sa, sb, c) -> np.ndarray:
     return np.asarray(selected_ci.contract_2e(eri, civec, norb, nelec)).reshape(c.shape)
 
 
-FULL_CASES = [(4, (2, 2)), (5, (3, 1)), (6, (3, 2)), (6, (0, 2)), (6, (2, 0)), (5, (1, 1)), (7, (4, 3)), (6, (6, 1))]
+FULL_CASES = [
+    (4, (2, 2)), (5, (3, 1)), (6, (3, 2)), (6, (0, 2)), (6, (2, 0)), (5, (1, 1)), (7, (4, 3)), (6, (6, 1)), (8, (6, 7)),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("norb", "nelec"), FULL_CASES)
@@ -51,7 +53,7 @@ def test_sigma_full_space_matches_direct_spin1(norb: int, nelec: tuple[int, int]
     np.testing.assert_allclose(ham.diagonal(), hdiag, rtol=0, atol=1e-12 * np.abs(hdiag).max())
 
 
-SUBSET_CASES = [(8, (3, 3), 0.4), (9, (4, 2), 0.5), (10, (5, 5), 0.3), (8, (1, 3), 0.5), (10, (3, 4), 0.25)]
+SUBSET_CASES = [(8, (3, 3), 0.4), (9, (4, 2), 0.5), (10, (5, 5), 0.3), (8, (1, 3), 0.5), (10, (3, 4), 0.25), (10, (7, 8), 0.5)]
 
 
 @pytest.mark.parametrize(("norb", "nelec", "frac"), SUBSET_CASES)

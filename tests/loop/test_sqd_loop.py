@@ -152,15 +152,21 @@ def _yaml(tmp_path: Path, base: str, name: str, sampler: dict, sqd: dict) -> Pat
 def test_two_mpi_ranks_equal_one(tmp_path):
     cfg = _yaml(tmp_path, "h8_chain.yaml", "h8mpi", {"shots": 5000},
                 {"samples_per_batch": 60, "num_batches": 2, "max_iterations": 2})
+    from sqd_suite.runner import run
+
     out1, out2 = tmp_path / "one.h5", tmp_path / "two.h5"
     sqd = [sys.executable, "-m", "sqd_suite.cli"]
-    p1 = subprocess.run([*sqd, "run", str(cfg), "--output", str(out1)], capture_output=True, text=True)
-    assert p1.returncode == 0, p1.stderr
+    run(load_config(cfg), output=out1)
+    # two batches on two ranks: each rank solves one batch alone (split
+    # communicator); the final solve is distributed over both ranks
     mpiexec = str(Path(sys.executable).parent / "mpiexec")
     p2 = subprocess.run([mpiexec, "-n", "2", *sqd, "run", str(cfg), "--output", str(out2)],
                         capture_output=True, text=True, timeout=600)
     assert p2.returncode == 0, p2.stderr
     assert p2.stdout.count("wrote ") == 1  # rank 0 prints, once
+    from sqd_suite.store import read_run
+
+    assert read_run(out2).attrs["mpi_ranks"] == 2
     s1 = json.loads(subprocess.run([*sqd, "report", str(out1), "--json"], capture_output=True, text=True).stdout)
     s2 = json.loads(subprocess.run([*sqd, "report", str(out2), "--json"], capture_output=True, text=True).stdout)
     assert s2["final_energy"] == pytest.approx(s1["final_energy"], abs=1e-9)

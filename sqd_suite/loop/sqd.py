@@ -50,6 +50,9 @@ __all__ = [
 # the run file small.
 WARM_START_DETERMINANTS = 4096
 
+# Largest full warm-start matrix a rank of a distributed solve builds (bytes).
+WARM_START_MAX_BYTES = 1 << 29
+
 # Energy changes are compared with this much slack for round-off (Ha).
 _ROUNDOFF = 1e-12
 
@@ -290,10 +293,13 @@ def _solve_batch(
 ) -> tuple[DiagResult, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Solve one subspace (collective over ``comm``) and take what the loop keeps."""
     size = 1 if comm is None else comm.Get_size()
-    # The rows a rank holds are decided inside solve; give every rank the
-    # whole warm-start matrix, which solve slices (it is small next to the
-    # Davidson basis).
-    ci0 = _sparse_block(warm, alpha, beta, (0, len(alpha)))
+    # The rows a rank holds are decided inside solve, so every rank builds the
+    # whole warm-start matrix and solve slices it. One full vector is small
+    # next to a serial Davidson basis, but not next to a rank's block of a
+    # huge distributed one: there, start cold.
+    ci0 = None
+    if size == 1 or 8 * len(alpha) * len(beta) <= WARM_START_MAX_BYTES:
+        ci0 = _sparse_block(warm, alpha, beta, (0, len(alpha)))
     res = solve(
         h1, h2, norb, nelec, alpha, beta,
         ecore=ecore, tol=tol, max_iter=max_iter, ci0=ci0, comm=comm, spin_penalty=spin_penalty,

@@ -22,10 +22,11 @@ from .properties import SpinSquareOperator, largest_determinants, orbital_occupa
 
 __all__ = ["DiagResult", "solve"]
 
-# Below this many determinants the Hamiltonian is built densely and
-# diagonalized with numpy.linalg.eigh: robust for the tiny subspaces that
-# early SQD iterations produce, and faster than Davidson there.
-DENSE_THRESHOLD = 400
+# Up to this many determinants the Hamiltonian is built densely (one matvec
+# per column) and diagonalized with numpy.linalg.eigh: robust for the tiny
+# subspaces of early SQD iterations. Above it Davidson's ~10-30 matvecs are
+# cheaper than D of them.
+DENSE_THRESHOLD = 100
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,8 @@ def solve(
         x0 = _initial_vectors(ci0, n_a, n_b, a0, a1)
         res = davidson(op, diagonal, x0, nroots=nroots, tol=tol, residual_tol=residual_tol,
                        max_iter=max_iter, max_space=max_space, comm=comm if size > 1 else None,
-                       n_guess=_n_guess(nroots), guess_diagonal=h_diagonal)
+                       n_guess=_n_guess(nroots, quadratic and spin_penalty != 0.0),
+                       guess_diagonal=h_diagonal)
         theta, vecs, n_iter, n_matvec = res.eigenvalues, res.vectors, res.n_iter, res.n_matvec
         conv, rnorm = res.converged, res.residual_norms
         timings["sigma"] = op.sigma_seconds
@@ -327,11 +329,15 @@ def solve(
     )
 
 
-def _n_guess(nroots: int) -> int:
+def _n_guess(nroots: int, targeted_spin: bool) -> int:
     # One guess finds the ground state; for excited states, extra guesses make
     # it likely that every symmetry among the low roots is represented (the
-    # diagonal preconditioner never mixes in a symmetry absent from the guesses).
-    return nroots if nroots == 1 else 2 * nroots + 2
+    # diagonal preconditioner never mixes in a symmetry absent from the
+    # guesses). The same holds when a spin above the lowest is targeted: the
+    # wanted state need not share the symmetry of the lowest determinant.
+    # Guesses are ranked by the diagonal of H, not of the penalty (which puts
+    # unrelated doubly open-shell determinants first).
+    return nroots if nroots == 1 and not targeted_spin else 2 * nroots + 2
 
 
 def _penalty_diagonal(

@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nroots", type=int, default=1)
     ap.add_argument("--tol", type=float, default=1e-12)
     ap.add_argument("--dense-threshold", type=int, default=0)
+    ap.add_argument("--truncate", type=int, default=0, help="keep only the first k strings of each spin")
     ap.add_argument("--spin-penalty", type=float, default=0.0)
     ap.add_argument("--spin-target", type=float, default=None)
     ap.add_argument("--sigma-repeats", type=int, default=0, help="time this many sigmas instead of solving")
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         built = problem(args.problem, args.strings, args.seed) if comm.Get_rank() == 0 else None
         h1, h2, ecore, norb, nelec, alpha, beta = comm.bcast(built, root=0)
+    if args.truncate:
+        alpha, beta = alpha[: args.truncate], beta[: args.truncate]
     out: dict[str, object] = {"ranks": comm.Get_size(), "n_a": len(alpha), "n_b": len(beta)}
     if args.sigma_repeats:
         threads = set_threads_per_rank(comm) if comm.Get_size() > 1 else None

@@ -201,12 +201,26 @@ def run(
         )
         with update_run_file(path) as f:
             f.create_dataset("initial_occupancies", data=np.stack(occ0))
+        if config.closed_loop.enabled:
+            # the closed loop samples once per walker; it writes the samples itself
+            return ham, ansatz, None, occ0
         samples = _sample(config, ham, path, obs, ansatz=ansatz)
-        return ham, samples, occ0
+        return ham, None, samples, occ0
 
-    ham, samples, occ0 = _on_root(comm, prepare)
+    ham, ansatz, samples, occ0 = _on_root(comm, prepare)
+    if config.closed_loop.enabled:
+        return _closed_loop(config, ham, ansatz, path, elapsed0=0.0, comm=comm, obs=obs)
     return _loop(config, ham, samples, path, history=(), initial_occupancies=occ0, elapsed0=0.0,
                  t_start=t_start, comm=comm, obs=obs)
+
+
+def _closed_loop(config: RunConfig, hamiltonian: ActiveSpaceHamiltonian, ansatz: Any, path: Path, *,
+                 elapsed0: float, comm: Any | None, obs: Any) -> SQDResult:
+    """Optimise the circuit with the SQD energy as objective (docs/closed_loop.md)."""
+    from sqd_suite.loop.closed_loop import run_closed_loop_file
+
+    return run_closed_loop_file(config, hamiltonian, ansatz, path, comm=comm,
+                                observer=obs if _is_root(comm) else None, elapsed0=elapsed0).final
 
 
 def resume(
@@ -245,19 +259,27 @@ def resume(
             occ0 = tuple(f["initial_occupancies"][()]) if "initial_occupancies" in f else None
         if occ0 is None:
             occ0 = ham.initial_occupancies(config.sqd.initial_occupancies)
+        from sqd_suite.circuits import LUCJAnsatz
+
+        ansatz = None
+        if record.circuit_parameters is not None and record.circuit_structure:
+            # the stored parameters, not a fresh CCSD (which may differ in degenerate orbitals)
+            ansatz = LUCJAnsatz.from_parameters(record.circuit_parameters, **record.circuit_structure)
+        elapsed0 = float(record.attrs.get("elapsed_s", 0.0))
+        if config.closed_loop.enabled:
+            if ansatz is None:
+                raise SQDInputError(str(path), "the run file holds no circuit parameters", fix="start again with `sqd run`")
+            return config, ham, ansatz, None, occ0, (), elapsed0
         samples = read_run_samples(path)
         if samples is None:
-            from sqd_suite.circuits import LUCJAnsatz
-
-            ansatz = None
-            if record.circuit_parameters is not None and record.circuit_structure:
-                ansatz = LUCJAnsatz.from_parameters(record.circuit_parameters, **record.circuit_structure)
             job_id = record.job_ids[-1] if record.job_ids else None
             samples = _sample(config, ham, path, obs, ansatz=ansatz, job_id=job_id)
         if record.iterations:
             obs.stage(f"resuming after iteration {record.iterations[-1].iteration}")
-        return config, ham, samples, occ0, record.iterations, float(record.attrs.get("elapsed_s", 0.0))
+        return config, ham, None, samples, occ0, record.iterations, elapsed0
 
-    config, ham, samples, occ0, history, elapsed0 = _on_root(comm, prepare)
+    config, ham, ansatz, samples, occ0, history, elapsed0 = _on_root(comm, prepare)
+    if config.closed_loop.enabled:
+        return _closed_loop(config, ham, ansatz, path, elapsed0=elapsed0, comm=comm, obs=obs)
     return _loop(config, ham, samples, path, history=tuple(history), initial_occupancies=occ0,
                  elapsed0=elapsed0, t_start=t_start, comm=comm, obs=obs)

@@ -184,6 +184,14 @@ class SpinSquareOperator:
         sz = 0.5 * (self.nelec[0] - self.nelec[1])
         self._sz_term = sz * (sz + 1.0)
 
+    def needed_alpha_rows(self) -> np.ndarray:
+        """Sorted global alpha indices whose rows ``matvec`` reads (the block and its single excitations)."""
+        a0, a1 = self.alpha_range
+        indptr, target = self._alpha[0], self._alpha[1]
+        r0 = self._table_row0
+        links = target[indptr[a0 - r0] : indptr[a1 - r0]]
+        return np.union1d(np.arange(a0, a1, dtype=np.int64), links)
+
     def matvec(self, c_full: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Rows ``alpha_range`` of ``S^2 c``; ``c_full`` is (n_a, n_b), only rows linked to the block are read."""
         a0, a1 = self.alpha_range

@@ -243,11 +243,8 @@ def solve(
                                  alpha_range=(r0, r1))
     exchange = None
     if layout is not None and not dense:
-        needed = ham.needed_alpha_rows()
-        # S^2 reads rows one alpha single away; keep them even if H would not.
-        a_ptr, a_tgt = spin_op._alpha[0], spin_op._alpha[1]
-        t_row0 = spin_op._table_row0
-        needed = np.union1d(needed, a_tgt[a_ptr[a0 - t_row0] : a_ptr[a1 - t_row0]])
+        # S^2 reads rows one alpha single away: a subset of H's, kept explicitly.
+        needed = np.union1d(ham.needed_alpha_rows(), spin_op.needed_alpha_rows())
         exchange = RowExchange(comm, layout, needed, n_a)
     timings["tables"] = time.perf_counter() - t0
     op = _Operator(ham, exchange, spin_op, float(spin_penalty), target, quadratic)

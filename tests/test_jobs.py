@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sqd_suite import analysis
 from sqd_suite.config import load_config
 from sqd_suite.errors import SQDInputError
 from sqd_suite.hpc import (
@@ -136,6 +137,32 @@ def test_pes_array_script_runs_one_task_per_point(tmp_path: Path) -> None:
     _assert_complete(tmp_path / "pes" / "bond_length=1.600.h5", 2)
     recorded = yaml.safe_load(read_run(tmp_path / "pes" / "bond_length=1.600.h5").config_yaml)
     assert recorded["molecule"]["variables"]["bond_length"] == 1.6
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+def test_closed_loop_script_runs_walkers_on_two_ranks(tmp_path: Path) -> None:
+    """Three walkers (the fewest differential evolution takes), one generation after the
+    initial one, on 2 ranks: two walker groups, so walkers take turns and the log says so."""
+    config = load_config(LIH).with_updates({
+        "sampler.shots": 2000, "sqd.max_iterations": 2, "sqd.max_dim": 10,
+        "closed_loop.enabled": True, "closed_loop.population": 3, "closed_loop.generations": 1,
+    })
+    yaml_path = tmp_path / "lih_loop.yaml"
+    yaml_path.write_text(config.to_yaml())
+    out = _run_script(JOBS / "slurm" / "closed_loop.sbatch", [str(yaml_path)], tmp_path, SQD_RANKS="2",
+                      SQD_OUTPUT=str(tmp_path / "loop.h5"))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert re.search(r"== \S*mpiexec -n 2 ", out.stdout)
+    assert "2 rank(s) for 3 walkers" in out.stdout
+    assert run_file_status(tmp_path / "loop.h5") == "complete"
+    assert int(read_run(tmp_path / "loop.h5").attrs["mpi_ranks"]) == 2
+    # Every walker of both generations is in the file, and the analysis reads them.
+    walkers = analysis.load_walkers(tmp_path / "loop.h5")
+    assert sorted(set(walkers["generation"])) == [0, 1] and len(walkers) == 6
+    assert (walkers.groupby("generation")["best_so_far"].min().diff().dropna() <= 0).all()
+    fig = analysis.plot_closed_loop(walkers)
+    assert {"open loop (CCSD parameters)", "exact"} <= {line.get_label() for line in fig.axes[0].get_lines()}
 
 
 # --- sqd_suite.hpc -------------------------------------------------------------

@@ -40,6 +40,7 @@ from sqd_suite.errors import SQDInputError
 __all__ = [
     "JobResources",
     "check_mpi_world",
+    "davidson_bytes_per_determinant",
     "world_comm",
     "estimate_resources",
     "guard_serial_slurm",
@@ -127,10 +128,17 @@ def world_comm() -> Any | None:
 # Job sizing
 # ---------------------------------------------------------------------------
 
-# Davidson keeps 2 * max_space vectors (basis and images, max_space = 12 for
-# one root), 2 residual/Ritz vectors and the diagonal: see
-# sqd_suite.diag.davidson.davidson_memory_bytes and docs/diag.md.
-_DAVIDSON_VECTORS = 2 * 12 + 2 + 1
+def davidson_bytes_per_determinant() -> int:
+    """Solver memory per local determinant: the Davidson's vectors plus the sigma output.
+
+    Taken from :func:`sqd_suite.diag.davidson.davidson_memory_bytes` (one
+    root, default basis size) so the sizing follows the solver (docs/diag.md).
+    """
+    from sqd_suite.diag.davidson import davidson_memory_bytes
+
+    return davidson_memory_bytes(1) + 8
+
+
 # Besides its block, each rank receives the alpha rows its block excites into,
 # into a full-shape buffer; the worst case touches the whole vector once.
 _EXCHANGE_VECTORS = 1
@@ -231,18 +239,19 @@ def estimate_resources(
             f"more than {mem_per_rank / 1e9:.1f} GB per rank",
             fix="lower samples_per_batch or sqd.max_dim, or use fewer ranks per node",
         )
-    by_memory = max(1, math.ceil(8 * _DAVIDSON_VECTORS * dim / free))
+    per_det = davidson_bytes_per_determinant()
+    by_memory = max(1, math.ceil(per_det * dim / free))
     ranks = max(by_work, by_memory)
     if max_ranks is not None:
         ranks = max(by_memory, min(ranks, max_ranks))
     ranks = min(ranks, max(1, dim))
     walkers = config.closed_loop.population if config.closed_loop.enabled else 1  # type: ignore[attr-defined]
-    per_rank_bytes = _BASE_BYTES + 8 * _EXCHANGE_VECTORS * dim + 8 * _DAVIDSON_VECTORS * math.ceil(dim / ranks)
+    per_rank_bytes = _BASE_BYTES + 8 * _EXCHANGE_VECTORS * dim + per_det * math.ceil(dim / ranks)
     total = ranks * walkers
     return JobResources(
         strings_per_spin=n_str,
         dimension=dim,
-        bytes_per_determinant=8 * _DAVIDSON_VECTORS,
+        bytes_per_determinant=per_det,
         ranks=total,
         ranks_per_walker=ranks,
         walkers=walkers,

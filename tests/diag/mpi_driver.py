@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spin-penalty", type=float, default=0.0)
     ap.add_argument("--spin-target", type=float, default=None)
     ap.add_argument("--sigma-repeats", type=int, default=0, help="time this many sigmas instead of solving")
+    ap.add_argument("--addon-loop", action="store_true",
+                    help="run qiskit-addon-sqd's diagonalize_fermionic_hamiltonian with our sci_solver instead")
     args = ap.parse_args(argv)
 
     from sqd_suite.diag import solve
@@ -92,7 +94,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.truncate:
         alpha, beta = alpha[: args.truncate], beta[: args.truncate]
     out: dict[str, object] = {"ranks": comm.Get_size(), "n_a": len(alpha), "n_b": len(beta)}
-    if args.sigma_repeats:
+    if args.addon_loop:
+        import functools
+
+        from qiskit_addon_sqd.fermion import diagonalize_fermionic_hamiltonian
+
+        from sqd_suite.diag import sci_solver
+
+        # Noisy samples around Hartree-Fock (beta half on the left); every rank the same.
+        n_a_el, n_b_el = nelec
+        p_occ = np.r_[np.full(norb - n_b_el, 0.1), np.full(n_b_el, 0.9), np.full(norb - n_a_el, 0.1),
+                      np.full(n_a_el, 0.9)]
+        bits = np.random.default_rng(11).random((3000, 2 * norb)) < p_occ
+        solver = functools.partial(sci_solver, tol=args.tol, comm=comm if comm.Get_size() > 1 else None)
+        res = diagonalize_fermionic_hamiltonian(h1, h2, bits, samples_per_batch=100, norb=norb, nelec=nelec,
+                                                num_batches=2, max_iterations=2, seed=3, sci_solver=solver)
+        out.update(energy=res.energy, shape=list(res.sci_state.amplitudes.shape),
+                   occ_a=np.asarray(res.orbital_occupancies[0]).tolist())
+    elif args.sigma_repeats:
         threads = set_threads_per_rank(comm) if comm.Get_size() > 1 else None
         bounds = partition_rows(alpha_work_weights(alpha, beta, norb), comm.Get_size())
         layout = BlockLayout(bounds, len(beta))

@@ -103,6 +103,19 @@ def test_two_ranks_quadratic_spin_penalty(problem_file: Path) -> None:
 
 
 @pytest.mark.mpi
+@pytest.mark.slow  # JAX start-up in every process
+@pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
+def test_sci_solver_in_qiskit_addon_sqd_spmd_mode(problem_file: Path) -> None:
+    # qiskit-addon-sqd's collective mode: every rank runs the loop, our solver
+    # distributes each subspace, rank 0 gets the full amplitudes.
+    par = _run(2, "--npz", str(problem_file), "--addon-loop", "--tol", "1e-11")
+    ser = _run(None, "--npz", str(problem_file), "--addon-loop", "--tol", "1e-11")
+    assert abs(par["energy"] - ser["energy"]) < 1e-9
+    assert par["shape"] == ser["shape"]
+    np.testing.assert_allclose(par["occ_a"], ser["occ_a"], atol=1e-8)
+
+
+@pytest.mark.mpi
 def test_one_rank_without_mpiexec(problem_file: Path) -> None:
     # COMM_WORLD of size 1 takes the serial path unchanged.
     out = _run(None, "--npz", str(problem_file))

@@ -33,7 +33,7 @@ import numpy as np
 from sqd_suite.config import SQDConfig
 from sqd_suite.diag.properties import carryover_strings, largest_determinants
 from sqd_suite.diag.solve import DENSE_THRESHOLD, DiagResult, solve
-from sqd_suite.recovery import configuration_batches
+from sqd_suite.recovery import bitstrings_to_strings, configuration_batches
 
 __all__ = [
     "SQD",
@@ -210,17 +210,37 @@ def quality_warnings(
     return tuple(out)
 
 
-def _cap_strings(strings: np.ndarray, keep: np.ndarray, max_dim: int, occ: np.ndarray, norb: int) -> np.ndarray:
-    """At most ``max_dim`` strings: all of ``keep``, then the likeliest under ``occ``."""
+def _string_counts(strings: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique strings and how many shots measured each."""
+    uniq, inv = np.unique(strings, return_inverse=True)
+    return uniq, np.bincount(inv.ravel(), weights=counts, minlength=len(uniq))
+
+
+def _cap_strings(
+    strings: np.ndarray,
+    keep: np.ndarray,
+    max_dim: int,
+    occ: np.ndarray,
+    norb: int,
+    measured: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """At most ``max_dim`` strings: all of ``keep``, then the most measured, then the likeliest under ``occ``.
+
+    Ranking by measured shots first keeps the cap responsive to the samples
+    (a closed loop changes them); strings made by recovery were not measured
+    and are ranked by their probability under independent occupancies.
+    """
     if len(strings) <= max_dim:
         return strings
     forced = np.isin(strings, keep)
-    # log-probability of each string under independent orbital occupancies
+    known, shots = measured
+    pos = np.minimum(np.searchsorted(known, strings), max(len(known) - 1, 0))
+    freq = np.where(known[pos] == strings, shots[pos], 0.0) if len(known) else np.zeros(len(strings))
     p = np.clip(occ, 1e-12, 1 - 1e-12)
     bits = (strings[:, None] >> np.arange(norb, dtype=np.int64)) & 1
-    score = bits @ np.log(p) + (1 - bits) @ np.log1p(-p)
-    score[forced] = np.inf
-    order = np.lexsort((strings, -score))[:max_dim]
+    loglik = bits @ np.log(p) + (1 - bits) @ np.log1p(-p)
+    freq = np.where(forced, np.inf, freq)
+    order = np.lexsort((strings, -loglik, -freq))[:max_dim]
     return np.sort(strings[order])
 
 
@@ -365,7 +385,8 @@ def kernel(
         carryover: Strings ``(alpha, beta)`` added to the first iteration's
             batches (e.g. from another run or walker).
         max_dim: Cap on strings per spin of a batch: carry-over strings are
-            kept, then the likeliest under the current occupancies.
+            kept, then the most measured, then the likeliest under the
+            current occupancies.
         davidson_tol: Eigensolver tolerance of the final solve (the reported energy).
         inner_davidson_tol: Eigensolver tolerance inside the loop.
         max_davidson_iter: Davidson iteration cap per solve.
@@ -400,6 +421,16 @@ def kernel(
     carry0 = (empty, empty) if carryover is None else (
         np.asarray(carryover[0], np.int64), np.asarray(carryover[1], np.int64))
 
+    measured: tuple = ((), ())
+    if max_dim is not None:
+        raw_a, raw_b = bitstrings_to_strings(bitstrings)
+        w = np.asarray(counts, dtype=np.float64)
+        if sym:
+            both = _string_counts(np.concatenate([raw_a, raw_b]), np.concatenate([w, w]))
+            measured = (both, both)
+        else:
+            measured = (_string_counts(raw_a, w), _string_counts(raw_b, w))
+
     iterations = list(history)
     subcomm, my_batches, to_free = _split(comm, num_batches)
     try:
@@ -418,9 +449,11 @@ def kernel(
             if max_dim is not None:
                 keep_a = np.union1d(carry[0], carry[1]) if sym else carry[0]
                 keep_b = keep_a if sym else carry[1]
+                occ_a, occ_b = (0.5 * (occ[0] + occ[1]),) * 2 if sym else occ
+                meas_a, meas_b = measured
                 batches = [
-                    (_cap_strings(a, keep_a, max_dim, occ[0] if not sym else 0.5 * (occ[0] + occ[1]), norb),
-                     _cap_strings(b, keep_b, max_dim, occ[1] if not sym else 0.5 * (occ[0] + occ[1]), norb))
+                    (_cap_strings(a, keep_a, max_dim, occ_a, norb, meas_a),
+                     _cap_strings(b, keep_b, max_dim, occ_b, norb, meas_b))
                     for a, b in batches
                 ]
             t_rec = time.perf_counter() - t0

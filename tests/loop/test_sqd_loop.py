@@ -125,6 +125,15 @@ def test_max_dim_caps_strings_and_keeps_carryover(h8):
         assert it.subspace_shape[0] <= 25 and it.subspace_shape[1] <= 25
     for prev, it in zip(res.iterations, res.iterations[1:]):
         assert np.isin(prev.carryover[0], it.alpha_strings).all()
+    # the most measured strings with the right electron count survive the cap
+    from sqd_suite.recovery import bitstrings_to_strings
+
+    raw_a, _ = bitstrings_to_strings(samples.bitstrings)
+    ok = np.bitwise_count(raw_a) == 4
+    uniq, inv = np.unique(raw_a[ok], return_inverse=True)
+    shots = np.bincount(inv, weights=samples.counts[ok])
+    top = uniq[np.argsort(-shots, kind="stable")[:5]]
+    assert np.isin(top, res.iterations[0].alpha_strings).all()
 
 
 def test_sqd_object_reads_config(h8):

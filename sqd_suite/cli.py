@@ -186,8 +186,10 @@ def _summary_table(summary: dict, title: str):
     table.add_row("wall time (s)", f"{summary['wall_time_s']:.1f}")
     if summary["status"] != "complete":
         status = f"[yellow]incomplete ({summary['status']}); continue with `sqd resume`[/yellow]"
-    elif summary["converged"] and not summary["warnings"]:
+    elif summary["ok"]:
         status = "[green]converged[/green]"
+    elif summary["converged"] and any(("tiny" in w or "not below" in w) for w in summary["warnings"]):
+        status = "[red]self-consistent, but POOR (warnings below)[/red]"
     elif summary["converged"]:
         status = "[yellow]converged, with warnings (below)[/yellow]"
     else:

@@ -407,6 +407,8 @@ class RunRecord:
             "wall_time_s": float(self.attrs.get("elapsed_s", 0.0)),
             "converged": bool(res["converged"]) if res else False,
             "warnings": list(res["warnings"]) if res else [],
+            # converged and nothing flagged: the one field to gate on
+            "ok": bool(res["converged"]) and not res["warnings"] if res else False,
             "seed": self.attrs.get("seed"),
         }
 

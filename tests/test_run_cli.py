@@ -54,7 +54,7 @@ def test_report_json_fields(lih_run, capsys):
     assert main(["report", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     for key in ("final_energy", "e_exact", "error", "iterations", "subspace_dimension", "subspace_shape",
-                "distinct_strings", "wall_time_s", "converged", "warnings", "status"):
+                "distinct_strings", "wall_time_s", "converged", "warnings", "status", "ok"):
         assert key in summary, key
     assert summary["status"] == "complete"
     assert summary["error"] == pytest.approx(summary["final_energy"] - summary["e_exact"])
@@ -62,6 +62,7 @@ def test_report_json_fields(lih_run, capsys):
     assert summary["wall_time_s"] > 0
     # LiH/STO-3G: 2000 noisy shots cover the whole 15 x 15 space, and the report says so
     assert any("full space" in w for w in summary["warnings"])
+    assert summary["ok"] is False
 
 
 def test_report_table_and_plot(lih_run, tmp_path, capsys):

@@ -433,6 +433,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from sqd_suite.hpc import guard_serial_slurm
+
+    # Before anything imports qiskit-addon-sqd: a serial run inside a Slurm job stays serial.
+    guard_serial_slurm()
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:

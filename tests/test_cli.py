@@ -43,3 +43,18 @@ def test_corrupt_hamiltonian_h5(tmp_path):
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 10)
     with pytest.raises(SQDInputError, match="not a readable"):
         read_hamiltonian_h5(path)
+
+
+def test_serial_run_inside_slurm_hides_ntasks_from_qiskit_addon_sqd(monkeypatch, tmp_path):
+    # qiskit-addon-sqd turns MPI mode on whenever SLURM_NTASKS is set; a serial `sqd` must not.
+    import os
+
+    from sqd_suite.hpc import _RANK_VARS
+
+    for var in (*_RANK_VARS, "SLURM_PROCID", "SLURM_STEP_NUM_TASKS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    monkeypatch.setenv("SQD_SLURM_NTASKS", "stale")  # so monkeypatch removes what the guard writes
+    assert main(["hamiltonian", str(ROOT / "molecules/lih.yaml"), "--fcidump", str(tmp_path / "f")]) == 0
+    assert "SLURM_NTASKS" not in os.environ
+    assert os.environ.get("SQD_SLURM_NTASKS") == "4"

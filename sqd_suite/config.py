@@ -181,7 +181,8 @@ class SQDConfig(_Section):
     energy_tol: float = Field(1e-6, gt=0, description="Stop when the energy changes less than this (Ha).")
     occupancies_tol: float = Field(1e-4, gt=0, description="... and the occupancies less than this.")
     carryover_threshold: float = Field(
-        1e-4, ge=0, description="Keep strings of determinants with CI weight |c|^2 above this between iterations."
+        1e-4, ge=0, description="Keep the strings of determinants whose CI amplitude |c| exceeds this between iterations "
+        "(an amplitude, not a weight |c|^2, as in qiskit-addon-sqd)."
     )
     symmetrize_spin: bool = Field(True, description="Use the union of alpha and beta strings for both spins (singlets).")
     spin_penalty: float = Field(0.0, ge=0, description="lambda in H + lambda (S^2 - s(s+1)); 0 = off.")

@@ -13,6 +13,8 @@ iteration's random numbers depend only on ``(seed, iteration)``.
 
 from __future__ import annotations
 
+import json
+
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -115,14 +117,12 @@ def _sample(config: RunConfig, hamiltonian: ActiveSpaceHamiltonian, path: Path, 
     samples = sample(
         ansatz, config.sampler.shots, config.sampler, seed=config.sampler.seed,
         on_submit=lambda jid: record_job_id(path, jid), job_id=job_id, backend=backend,
-        optimization_level=config.circuit.optimization_level,
+        optimization_level=config.circuit.optimization_level, base_dir=config.base_dir,
     )
     stats = samples.metadata.get("transpile_stats")
     write_run_samples(path, samples)
     if stats:
         with update_run_file(path) as f:
-            import json
-
             f["circuit"].attrs["transpile_stats"] = json.dumps(stats, default=str)
     return samples
 

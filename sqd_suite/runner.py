@@ -14,7 +14,6 @@ iteration's random numbers depend only on ``(seed, iteration)``.
 from __future__ import annotations
 
 import json
-
 import time
 from collections.abc import Callable
 from pathlib import Path

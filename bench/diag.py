@@ -193,7 +193,7 @@ def _peak_rss_gb() -> float:
 
 
 def _peer_solve(prob: N2Problem, sa: np.ndarray, sb: np.ndarray) -> tuple[float, float, float, float]:
-    """qiskit-addon-sqd 0.14 ``solve_sci`` step by step: (energy, eigensolver s, RDM s, eigenvalue).
+    """qiskit-addon-sqd 0.14 ``solve_sci`` step by step: (energy, eigensolver s, RDM s, CPU s).
 
     The same calls as ``qiskit_addon_sqd.fermion.solve_sci`` (default
     ``SelectedCI``, energy from the 1- and 2-RDMs), timed in two parts.
@@ -201,15 +201,15 @@ def _peer_solve(prob: N2Problem, sa: np.ndarray, sb: np.ndarray) -> tuple[float,
     from pyscf import fci
 
     myci = fci.selected_ci.SelectedCI()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     e_eig, vec = fci.selected_ci.kernel_fixed_space(myci, prob.h1, prob.h2, prob.norb, prob.nelec, ci_strs=(sa, sb))
     t_eig = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t1 = time.perf_counter()
     myci.make_rdm1s(vec, prob.norb, prob.nelec)
     dm1 = myci.make_rdm1(vec, prob.norb, prob.nelec)
     dm2 = myci.make_rdm2(vec, prob.norb, prob.nelec)
     energy = np.einsum("pr,pr->", dm1, prob.h1) + 0.5 * np.einsum("prqs,prqs->", dm2, prob.h2)
-    return float(energy), t_eig, time.perf_counter() - t0, float(e_eig)
+    return float(energy), t_eig, time.perf_counter() - t1, time.process_time() - c0
 
 
 def solve_section(prob: N2Problem, sizes: list[int], *, decay: float = 0.3, tol: float = 1e-8) -> list[dict]:
@@ -224,20 +224,25 @@ def solve_section(prob: N2Problem, sizes: list[int], *, decay: float = 0.3, tol:
     for n in sizes:
         sa = sample_strings(prob.norb, prob.nelec[0], n, decay=decay, seed=1)
         sb = sample_strings(prob.norb, prob.nelec[1], n, decay=decay, seed=2)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = solve(prob.h1, prob.h2, prob.norb, prob.nelec, sa, sb, tol=tol)
-        t_ours = time.perf_counter() - t0
+        t_ours, cpu_ours = time.perf_counter() - t0, time.process_time() - c0
         rss_ours = _peak_rss_gb()
-        e_peer, t_eig, t_rdm, _ = _peer_solve(prob, sa, sb)
+        print(f"        ours: {t_ours:.2f} s wall, {cpu_ours:.2f} s CPU, {res.n_iter} iterations, "
+              f"E = {res.energy:.10f}; peer running ...", flush=True)
+        e_peer, t_eig, t_rdm, cpu_peer = _peer_solve(prob, sa, sb)
         t_peer = t_eig + t_rdm
         row = {"n": n, "D": sa.size * sb.size, "ours_s": t_ours, "iter": res.n_iter, "peer_s": t_peer,
                "peer_eig_s": t_eig, "speedup": t_peer / t_ours, "speedup_eig": t_eig / t_ours,
-               "e_ours": res.energy, "de": res.energy - e_peer, "rss_gb": rss_ours, "timings": res.timings}
+               "e_ours": res.energy, "de": res.energy - e_peer, "rss_gb": rss_ours, "timings": res.timings,
+               "cpu_ours": cpu_ours, "cpu_peer": cpu_peer}
         rows.append(row)
         print(f"{n:>7} {row['D']:>9.2e} {t_ours:8.2f} {res.n_iter:>5} {t_peer:8.2f} {t_eig:10.2f} "
               f"{row['speedup']:8.1f} {row['speedup_eig']:7.1f} {res.energy:16.10f} {row['de']:15.2e} "
               f"{rss_ours:7.2f}", flush=True)
         print("        ours by phase (s): " + ", ".join(f"{k} {v:.2f}" for k, v in res.timings.items()), flush=True)
+        print(f"        CPU seconds: ours {cpu_ours:.2f} (all threads), peer {cpu_peer:.2f}: "
+              f"ratio {cpu_peer / cpu_ours:.1f}", flush=True)
     print("(peer: qiskit-addon-sqd's solve_sci, i.e. PySCF kernel_fixed_space plus the RDMs it computes for the")
     print(" energy and occupancies; peer eig s: kernel_fixed_space alone; vs eig: speed-up against that alone;")
     print(" RSS GB: peak resident set of this process after our solve, before the peer runs)")

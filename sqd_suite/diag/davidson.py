@@ -274,7 +274,8 @@ def davidson(
     # entries until n_guess directions are in.
     n_guess = min(max(nroots, nroots if n_guess is None else n_guess), max_space - 1, ntot)
     n_guess = max(n_guess, nroots)
-    for row in np.atleast_2d(np.asarray(x0, dtype=np.float64)).reshape(-1, n):
+    guesses = np.asarray(x0, dtype=np.float64)
+    for row in guesses.reshape(1, n) if guesses.ndim == 1 else guesses:
         T[:] = row
         orthonormal_append(T)
     if m < n_guess:

@@ -116,6 +116,16 @@ def test_sci_solver_in_qiskit_addon_sqd_spmd_mode(problem_file: Path) -> None:
 
 
 @pytest.mark.mpi
+@pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
+def test_more_ranks_than_alpha_strings(problem_file: Path) -> None:
+    # 3 ranks, 2 alpha rows: one rank owns nothing and still takes part.
+    par = _run(3, "--npz", str(problem_file), "--truncate", "2")
+    ref = _serial(problem_file, truncate=2)
+    assert abs(par["energies"][0] - ref["energies"][0]) < 1e-9
+    assert sorted(b - a for a, b in par["alpha_ranges"]) == [0, 1, 1]
+
+
+@pytest.mark.mpi
 def test_one_rank_without_mpiexec(problem_file: Path) -> None:
     # COMM_WORLD of size 1 takes the serial path unchanged.
     out = _run(None, "--npz", str(problem_file))

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .strings import occupation_lists
+
 __all__ = [
     "BlockLayout",
     "RowExchange",
@@ -34,12 +36,10 @@ def _hole_counts(strings: np.ndarray, norb: int, nremove: int) -> np.ndarray:
     n = len(strings)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    occ = ((strings[:, None] >> np.arange(norb, dtype=np.int64)) & 1).astype(bool)
-    nel = int(occ[0].sum())
+    nel = int(np.bitwise_count(strings[0]))
     if nel < nremove:
         return np.zeros(n, dtype=np.int64)
-    pos = np.nonzero(occ)[1].reshape(n, nel)  # occupied orbitals of each string
-    bits = np.int64(1) << pos
+    bits = np.int64(1) << occupation_lists(strings, norb, nel).astype(np.int64)
     if nremove == 1:
         keys = strings[:, None] ^ bits
     else:

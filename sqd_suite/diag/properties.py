@@ -12,6 +12,8 @@ from typing import Any
 import numba
 import numpy as np
 
+from .strings import occupation_matrix
+
 __all__ = [
     "SpinSquareOperator",
     "carryover_strings",
@@ -31,11 +33,6 @@ def _allsum(a: np.ndarray, comm: Any | None) -> np.ndarray:
     out = np.empty_like(a)
     comm.Allreduce(a, out, op=MPI.SUM)
     return out
-
-
-def _occupation_matrix(strings: np.ndarray, norb: int) -> np.ndarray:
-    """(n_strings, norb) 0/1 matrix, column p = bit p."""
-    return ((strings[:, None] >> np.arange(norb, dtype=np.int64)) & 1).astype(np.float64)
 
 
 def _block(ci: np.ndarray, n_a: int, alpha_range: tuple[int, int] | None) -> tuple[int, int]:
@@ -64,8 +61,8 @@ def orbital_occupancies(
     w_a = c2.sum(axis=1)  # weight of each local alpha string
     w_b = c2.sum(axis=0)  # this rank's weight of each beta string
     occ = np.empty(2 * norb + 1)
-    occ[:norb] = w_a @ _occupation_matrix(np.asarray(alpha_strings[a0:a1], np.int64), norb)
-    occ[norb : 2 * norb] = w_b @ _occupation_matrix(np.asarray(beta_strings, np.int64), norb)
+    occ[:norb] = w_a @ occupation_matrix(np.asarray(alpha_strings[a0:a1], np.int64), norb)
+    occ[norb : 2 * norb] = w_b @ occupation_matrix(np.asarray(beta_strings, np.int64), norb)
     occ[-1] = w_a.sum()
     occ = _allsum(occ, comm)
     return occ[:norb] / occ[-1], occ[norb : 2 * norb] / occ[-1]

@@ -14,9 +14,8 @@ spin symmetrization, carry-over, HF initial occupancies):
   ``sqd_suite.diag.addon.sci_solver``, which separates loop from solver.
 
 The two loops draw their batches from different random streams, so energies
-agree statistically, not digit for digit. Carry-over thresholds differ in
-meaning (ours ``|c|^2 > t``, the addon's ``|c| > t``), so the addon gets
-``sqrt(t)``. Printed: energy, error vs the exact reference, subspace
+agree statistically, not digit for digit. ``sqd.carryover_threshold`` is an
+amplitude in both (``|c| > t``). Printed: energy, error vs the exact reference, subspace
 dimension of the reported result, wall time, and the ratios to the addon.
 
 Examples::
@@ -30,7 +29,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -87,7 +85,7 @@ def run_molecule(path: Path, args: argparse.Namespace) -> list[dict]:
         symmetrize_spin=sym,
         max_dim=q.max_dim,
         initial_occupancies=occ,
-        carryover_threshold=math.sqrt(q.carryover_threshold),
+        carryover_threshold=q.carryover_threshold,
         seed=cfg.sampler.seed,
     )
     from qiskit_addon_sqd.fermion import diagonalize_fermionic_hamiltonian

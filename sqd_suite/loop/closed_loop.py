@@ -461,6 +461,11 @@ def run_closed_loop(
     x0 = np.asarray(ansatz.to_parameters(), dtype=np.float64)
     if x0.size == 0:
         raise SQDInputError("circuit", "the ansatz has no parameters to optimise", fix="use n_reps >= 1")
+    if sampler.kind == "file":
+        raise SQDInputError(
+            "sampler.kind", "the closed loop needs a sampler that runs the circuit, but 'file' replays fixed bitstrings",
+            fix="use exact, aer, ibm_runtime or qrmi, or set closed_loop.enabled: false",
+        )
     if config.optimizer == "differential_evolution" and config.population < 3:
         raise SQDInputError(
             "closed_loop.population", f"differential evolution needs at least 3 walkers (got {config.population})",

@@ -240,11 +240,14 @@ def test_carryover_is_heaviest_first_and_limited_under_a_cap(lih) -> None:
     np.testing.assert_array_equal(uncapped[0], [3, 5, 9])
 
 
-def test_population_below_three_is_a_user_error(lih) -> None:
+def test_population_below_three_and_file_sampler_are_user_errors(lih) -> None:
     cfg, ham, ansatz = lih
     cl = cfg.closed_loop.model_copy(update={"population": 2})
     with pytest.raises(SQDInputError, match="closed_loop.population"):
         run_closed_loop(ham, ansatz, cfg.sampler, cfg.sqd, cl)
+    replay = cfg.sampler.model_copy(update={"kind": "file", "path": Path("counts.json")})
+    with pytest.raises(SQDInputError, match="sampler.kind"):
+        run_closed_loop(ham, ansatz, replay, cfg.sqd, cfg.closed_loop)
 
 
 _MPI_SCRIPT = """

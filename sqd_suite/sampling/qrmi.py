@@ -51,6 +51,17 @@ def granted_qpu_resources() -> list[str]:
     return []
 
 
+def _import_qrmi() -> Any:
+    """The optional ``qrmi`` package, or a one-line error saying how to install it."""
+    try:
+        import qrmi
+    except ImportError:
+        raise SQDInputError(
+            "sampler.kind", "qrmi: the qrmi package is not installed", fix="pip install 'sqd-suite[qrmi]'"
+        ) from None
+    return qrmi
+
+
 def qrmi_resource(settings: SamplerConfig) -> Any:
     """The granted :class:`qrmi.QuantumResource` named by ``sampler.backend`` (default: the first)."""
     granted = granted_qpu_resources()
@@ -67,8 +78,7 @@ def qrmi_resource(settings: SamplerConfig) -> Any:
             f"qrmi: resource {settings.backend!r} was not granted to this job (granted: {', '.join(granted)})",
             fix=f"set sampler.backend to one of {', '.join(granted)} or request it with #SBATCH --qpu",
         )
-    import qrmi
-
+    qrmi = _import_qrmi()
     try:
         service = qrmi.QRMIService()
     except qrmi.EnvVarNotSetError as err:
@@ -125,13 +135,14 @@ def sample_qrmi(
     optimization_level: int = 3,
 ) -> Samples:
     """Sample the ansatz on the QPU granted to this Slurm job."""
-    from qrmi.primitives import RuntimeJobV2
-    from qrmi.primitives.ibm import SamplerV2, get_backend
-
     from sqd_suite.circuits import transpile_ansatz
     from sqd_suite.sampling.ibm_runtime import int_seed
 
+    # The grant is checked first: outside a QPU job, say so, whether or not qrmi is installed.
     resource = qrmi_resource(settings)
+    from qrmi.primitives import RuntimeJobV2
+    from qrmi.primitives.ibm import SamplerV2, get_backend
+
     name = resource.resource_id()
     metadata: dict[str, Any] = {
         "sampler": "qrmi",

@@ -55,3 +55,13 @@ def test_sampler_options_carry_error_suppression():
             "twirling": {"enable_gates": True, "enable_measure": True},
         },
     }
+
+
+def test_missing_qrmi_package_says_how_to_install(monkeypatch):
+    import sys
+
+    from sqd_suite.sampling.qrmi import _import_qrmi
+
+    monkeypatch.setitem(sys.modules, "qrmi", None)  # import now raises ImportError
+    with pytest.raises(SQDInputError, match=r"sqd-suite\[qrmi\]"):
+        _import_qrmi()

@@ -64,11 +64,15 @@ def excitation_counts(strings: np.ndarray, norb: int) -> tuple[np.ndarray, np.nd
     return s, d
 
 
-def alpha_work_weights(alpha_strings: np.ndarray, beta_strings: np.ndarray, norb: int) -> np.ndarray:
+def alpha_work_weights(
+    alpha_strings: np.ndarray, beta_strings: np.ndarray, norb: int, *, diagonal: bool = True
+) -> np.ndarray:
     """Multiply-adds of one sigma per alpha row (diag-design.md's W, split by row).
 
-    ``s_a(a) * sum_b s_b + n_b * (s_a(a) + d_a(a)) + sum_b (s_b + d_b) + n_b``:
-    alpha-beta, alpha-alpha, beta-beta and diagonal terms.
+    ``s_a(a) * sum_b s_b + n_b * (s_a(a) + d_a(a)) + sum_b (s_b + d_b)``:
+    alpha-beta, alpha-alpha and beta-beta terms, plus ``n_b`` for the diagonal
+    when ``diagonal`` (for load balancing; W itself counts no diagonal).
+    Counted from hole strings, without building excitation tables.
     """
     s_a, d_a = excitation_counts(alpha_strings, norb)
     s_b, d_b = excitation_counts(beta_strings, norb)
@@ -77,7 +81,7 @@ def alpha_work_weights(alpha_strings: np.ndarray, beta_strings: np.ndarray, norb
         s_a * float(s_b.sum())
         + n_b * (s_a + d_a).astype(np.float64)
         + float((s_b + d_b).sum())
-        + n_b
+        + (n_b if diagonal else 0)
     )
 
 

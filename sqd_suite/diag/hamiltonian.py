@@ -255,7 +255,9 @@ class SubspaceHamiltonian:
         s_a(a) * sum_b s_b + n_b * (s_a(a) + d_a(a)) + sum_b (s_b + d_b). Cumulative
         sums of this split rows into blocks of equal work.
         """
-        return alpha_weights(self.norb, self.nelec, self.alpha_strings, self.beta_strings)
+        from sqd_suite.diag.distributed import alpha_work_weights
+
+        return alpha_work_weights(self.alpha_strings, self.beta_strings, self.norb, diagonal=False)
 
     def work_per_sigma(self) -> int:
         """Useful multiply-adds W (diag-design.md) of one matvec over the rows in ``alpha_range``."""
@@ -306,21 +308,6 @@ class SubspaceHamiltonian:
         cuts = np.searchsorted(cum, cum[-1] * np.arange(1, nchunk) / nchunk)
         bounds = np.unique(np.clip(np.concatenate([[0], cuts, [nrow]]), 0, nrow))
         return (bounds + a0).astype(np.int64)
-
-
-def alpha_weights(norb: int, nelec: tuple[int, int], alpha_strings: np.ndarray, beta_strings: np.ndarray) -> np.ndarray:
-    """Per alpha string, the useful multiply-adds of its sigma row (float64, length n_a).
-
-    Needs only the strings, so an MPI layer can balance row blocks (prefix
-    sums) before building :class:`SubspaceHamiltonian` with ``alpha_range``.
-    """
-    na, nb = int(nelec[0]), int(nelec[1])
-    s_a = build_singles(alpha_strings, norb, na).counts().astype(np.float64)
-    d_a = build_doubles(alpha_strings, norb, na).counts().astype(np.float64)
-    sb = build_singles(beta_strings, norb, nb).nnz
-    db = build_doubles(beta_strings, norb, nb).nnz
-    n_b = np.asarray(beta_strings).size
-    return s_a * sb + n_b * (s_a + d_a) + (sb + db)
 
 
 def sigma(

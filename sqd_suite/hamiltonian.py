@@ -137,44 +137,33 @@ def exact_energy(h1: np.ndarray, h2: np.ndarray, norb: int, nelec: tuple[int, in
     return float(e)
 
 
-def _occupancies_from_rdm1(rdm1s: tuple[np.ndarray, np.ndarray], active: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    da, db = rdm1s
+def _occupancies_from_rdm1(rdm1, active: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-spin diagonal on the active orbitals; a spin-summed (restricted) 1-RDM is halved."""
+    da, db = (rdm1 / 2, rdm1 / 2) if isinstance(rdm1, np.ndarray) and rdm1.ndim == 2 else rdm1
     return np.diag(da)[active].copy(), np.diag(db)[active].copy()
 
 
 def _ccsd(mf, frozen: list[int], active: list[int], closed_shell: bool):
     """CCSD amplitudes, energy and MP2/CCSD occupancies on the active orbitals."""
-    from pyscf import cc, mp
+    from pyscf import cc, mp, scf
 
+    if closed_shell:
+        ref, mp2, ccsd = mf, mp.MP2, cc.CCSD
+    else:
+        # ROHF reference: UMP2/UCCSD in the same orbitals (both spins share mo_coeff).
+        ref, mp2, ccsd = scf.addons.convert_to_uhf(mf), mp.UMP2, cc.UCCSD
     out: dict[str, Any] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if closed_shell:
-            pt = mp.MP2(mf, frozen=frozen or None).run(verbose=0)
-            d = pt.make_rdm1(ao_repr=False)
-            out["occupancies_mp2"] = _occupancies_from_rdm1((d / 2, d / 2), active)
-            mycc = cc.CCSD(mf, frozen=frozen or None)
-            mycc.verbose = 0
-            mycc.conv_tol = 1e-10
-            mycc.kernel()
-            out["t1"], out["t2"] = mycc.t1, mycc.t2
-            if mycc.converged:
-                d = mycc.make_rdm1()
-                out["occupancies_ccsd"] = _occupancies_from_rdm1((d / 2, d / 2), active)
-        else:
-            # ROHF reference: UMP2/UCCSD in the same orbitals (both spins share mo_coeff).
-            from pyscf import scf
-
-            umf = scf.addons.convert_to_uhf(mf)
-            pt = mp.UMP2(umf, frozen=frozen or None).run(verbose=0)
-            out["occupancies_mp2"] = _occupancies_from_rdm1(pt.make_rdm1(ao_repr=False), active)
-            mycc = cc.UCCSD(umf, frozen=frozen or None)
-            mycc.verbose = 0
-            mycc.conv_tol = 1e-10
-            mycc.kernel()
-            out["t1"], out["t2"] = mycc.t1, mycc.t2
-            if mycc.converged:
-                out["occupancies_ccsd"] = _occupancies_from_rdm1(mycc.make_rdm1(), active)
+        pt = mp2(ref, frozen=frozen or None).run(verbose=0)
+        out["occupancies_mp2"] = _occupancies_from_rdm1(pt.make_rdm1(ao_repr=False), active)
+        mycc = ccsd(ref, frozen=frozen or None)
+        mycc.verbose = 0
+        mycc.conv_tol = 1e-10
+        mycc.kernel()
+        out["t1"], out["t2"] = mycc.t1, mycc.t2
+        if mycc.converged:
+            out["occupancies_ccsd"] = _occupancies_from_rdm1(mycc.make_rdm1(), active)
     out["e_ccsd"] = float(mycc.e_tot)
     out["ccsd_converged"] = bool(mycc.converged)
     return out

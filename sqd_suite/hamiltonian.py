@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -299,7 +299,7 @@ def build_hamiltonian(config: RunConfig, *, compute_ccsd: bool = True) -> Active
     """
     ham = _build(config, compute_ccsd)
     if ham.e_exact is None and config.active_space.reference_energy is not None:
-        ham = _replace(ham, e_exact=float(config.active_space.reference_energy), exact_method="given")
+        ham = replace(ham, e_exact=float(config.active_space.reference_energy), exact_method="given")
     return ham
 
 
@@ -376,14 +376,8 @@ def hamiltonian_from_integrals(
     )
     if ham.fci_dimension <= exact_max_dim:
         e = exact_energy(ham.h1, ham.h2, norb, ham.nelec, ham.ecore)
-        ham = _replace(ham, e_exact=e, exact_method=exact_method)
+        ham = replace(ham, e_exact=e, exact_method=exact_method)
     return ham
-
-
-def _replace(ham: ActiveSpaceHamiltonian, **changes: Any) -> ActiveSpaceHamiltonian:
-    from dataclasses import replace
-
-    return replace(ham, **changes)
 
 
 def _determinant_energy(h1: np.ndarray, h2: np.ndarray, nelec: tuple[int, int], ecore: float) -> float:

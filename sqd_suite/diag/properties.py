@@ -12,7 +12,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from .strings import occupation_matrix
+from .strings import bit_count, occupation_matrix
 
 __all__ = [
     "SpinSquareOperator",
@@ -75,15 +75,6 @@ def _link_arrays(table: Any) -> tuple[np.ndarray, ...]:
     return tuple(table)
 
 
-@numba.njit(cache=True)
-def _popcount(x: int) -> int:
-    n = 0
-    while x:
-        x &= x - 1
-        n += 1
-    return n
-
-
 @numba.njit(parallel=True, cache=True)
 def _s2_kernel(
     a_indptr: np.ndarray,
@@ -112,7 +103,7 @@ def _s2_kernel(
         row = ia - a0
         sa_str = alpha_strings[ia]
         for ib in range(n_b):
-            out[row, ib] = (sz_term + _popcount(beta_strings[ib] & ~sa_str)) * c[ia, ib]
+            out[row, ib] = (sz_term + bit_count(beta_strings[ib] & ~sa_str)) * c[ia, ib]
         r = ia - table_row0
         for k in range(a_indptr[r], a_indptr[r + 1]):
             p = a_p[k]

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,24 +15,13 @@ from sqd_suite.cli import main
 from sqd_suite.config import load_config
 from sqd_suite.store import read_run, run_file_status
 
-ROOT = Path(__file__).parents[1]
 SQD = [sys.executable, "-m", "sqd_suite.cli"]
 
 
-def _yaml(tmp_path: Path, base: str, name: str, sampler: dict, sqd: dict) -> Path:
-    data = yaml.safe_load((ROOT / "molecules" / base).read_text())
-    data["sampler"].update(sampler)
-    data["sqd"] = {**data.get("sqd", {}), **sqd}
-    data["name"] = name
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
 @pytest.fixture(scope="module")
-def lih_run(tmp_path_factory):
+def lih_run(tmp_path_factory, molecule_yaml):
     tmp = tmp_path_factory.mktemp("lih")
-    cfg = _yaml(tmp, "lih.yaml", "lih", {"shots": 2000}, {"samples_per_batch": 100, "max_iterations": 2})
+    cfg = molecule_yaml(tmp, "lih.yaml", "lih", {"shots": 2000}, {"samples_per_batch": 100, "max_iterations": 2})
     out = tmp / "lih.h5"
     assert main(["run", str(cfg), "--output", str(out)]) == 0
     return cfg, out
@@ -97,11 +85,11 @@ def test_corrupt_run_file_exits_2_with_one_line(tmp_path, command):
     assert len(lines) == 1 and "bad.h5" in lines[0] and "Traceback" not in proc.stderr
 
 
-def test_killed_run_resumes_to_the_uninterrupted_energy(tmp_path):
+def test_killed_run_resumes_to_the_uninterrupted_energy(tmp_path, molecule_yaml):
     from sqd_suite.runner import run
 
     # energy_tol tiny: the loop runs all its iterations, a few seconds each
-    cfg = _yaml(tmp_path, "h8_chain.yaml", "h8kill", {"shots": 5000},
+    cfg = molecule_yaml(tmp_path, "h8_chain.yaml", "h8kill", {"shots": 5000},
                 {"samples_per_batch": 60, "num_batches": 2, "max_iterations": 5, "energy_tol": 1e-14})
     reference = run(load_config(cfg), output=tmp_path / "ref.h5")
 

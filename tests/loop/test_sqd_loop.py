@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from sqd_suite.circuits import build_lucj_ansatz
 from sqd_suite.config import load_config
@@ -147,19 +146,9 @@ def test_sqd_object_reads_config(h8):
     assert res.energy == direct.energy
 
 
-def _yaml(tmp_path: Path, base: str, name: str, sampler: dict, sqd: dict) -> Path:
-    data = yaml.safe_load((ROOT / "molecules" / base).read_text())
-    data["sampler"].update(sampler)
-    data["sqd"] = {**data.get("sqd", {}), **sqd}
-    data["name"] = name
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
 @pytest.mark.mpi
-def test_two_mpi_ranks_equal_one(tmp_path):
-    cfg = _yaml(tmp_path, "h8_chain.yaml", "h8mpi", {"shots": 5000},
+def test_two_mpi_ranks_equal_one(tmp_path, molecule_yaml):
+    cfg = molecule_yaml(tmp_path, "h8_chain.yaml", "h8mpi", {"shots": 5000},
                 {"samples_per_batch": 60, "num_batches": 2, "max_iterations": 2})
     from sqd_suite.runner import run
 
@@ -190,10 +179,10 @@ N2_MARGIN = 0.010
 
 
 @pytest.mark.slow
-def test_n2_631g_exact_sampling_goes_below_hf_and_near_fci(tmp_path):
+def test_n2_631g_exact_sampling_goes_below_hf_and_near_fci(tmp_path, molecule_yaml):
     from sqd_suite.runner import run
 
-    path = _yaml(tmp_path, "n2_631g.yaml", "n2", {"shots": 20000},
+    path = molecule_yaml(tmp_path, "n2_631g.yaml", "n2", {"shots": 20000},
                  {"samples_per_batch": 300, "num_batches": 2, "max_iterations": 6})
     # the full space (1.9e7) is above the exact limit: give the recorded FCI
     config = load_config(path).with_updates({"active_space.reference_energy": N2_FCI})

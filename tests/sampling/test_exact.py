@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import ffsim
 import numpy as np
 import pytest
 from pyscf.fci import cistring

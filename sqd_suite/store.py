@@ -436,6 +436,20 @@ def _check_run_file(path: Path) -> None:
         raise SQDInputError(str(path), "not an sqd-suite run file (no format attribute)", fix=_RUN_FIX)
 
 
+@contextlib.contextmanager
+def _reading_run(path: Path, part: str) -> Iterator[h5py.File]:
+    """Open a checked run file read-only; a damaged ``part`` gives one :class:`SQDInputError` line."""
+    _check_run_file(path)
+    try:
+        with h5py.File(path, "r") as f:
+            yield f
+    except SQDInputError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise SQDInputError(str(path), f"damaged {part} ({msg})", fix=_RUN_FIX) from None
+
+
 def run_file_status(path: str | Path) -> str | None:
     """'sampling', 'running', 'complete', or None when there is no file."""
     path = Path(path)
@@ -449,76 +463,59 @@ def run_file_status(path: str | Path) -> str | None:
 def read_run(path: str | Path) -> RunRecord:
     """Read a run file; a corrupt or foreign file gives one :class:`SQDInputError` line."""
     path = Path(path)
-    _check_run_file(path)
-    try:
-        with h5py.File(path, "r") as f:
-            attrs = {k: _scalar(v) for k, v in f.attrs.items()}
-            ham = {k: _scalar(v) for k, v in f["hamiltonian"].attrs.items()}
-            circ = f["circuit"]
-            smp = f["samples"]
-            samples = {k: _scalar(v) for k, v in smp.attrs.items() if k != "metadata"}
-            its, its_jobs = [], []
-            for name in sorted(f["iterations"]):
-                g = f["iterations"][name]
-                if not g.attrs.get("complete", False):
-                    continue
-                its.append(_read_iteration(g))
-                its_jobs.append(tuple(json.loads(g.attrs.get("job_ids", "[]"))))
-            result = None
-            if "result" in f and f["result"].attrs.get("complete", False):
-                r = f["result"]
-                result = {k: _scalar(v) for k, v in r.attrs.items()}
-                result["warnings"] = json.loads(result["warnings"])
-                result["timings"] = json.loads(result["timings"])
-                for name in ("occupancies", "alpha_strings", "beta_strings", "top_alpha", "top_beta", "top_coef"):
-                    result[name] = r[name][()]
-            return RunRecord(
-                path=path,
-                status=str(attrs["status"]),
-                attrs=attrs,
-                config_yaml=str(_scalar(f["config"].attrs["yaml"])),
-                hamiltonian=ham,
-                circuit_parameters=circ["parameters"][()] if "parameters" in circ else None,
-                circuit_structure=json.loads(_scalar(circ.attrs.get("structure", "{}"))),
-                transpile_stats=json.loads(_scalar(circ.attrs.get("transpile_stats", "{}"))),
-                samples=samples,
-                job_ids=tuple(json.loads(samples.get("job_ids", "[]"))),
-                iterations=tuple(its),
-                iteration_job_ids=tuple(its_jobs),
-                result=result,
-            )
-    except (OSError, KeyError, ValueError, TypeError) as err:
-        if isinstance(err, SQDInputError):
-            raise
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise SQDInputError(str(path), f"damaged sqd-suite run file ({msg})", fix=_RUN_FIX) from None
+    with _reading_run(path, "sqd-suite run file") as f:
+        attrs = {k: _scalar(v) for k, v in f.attrs.items()}
+        ham = {k: _scalar(v) for k, v in f["hamiltonian"].attrs.items()}
+        circ = f["circuit"]
+        smp = f["samples"]
+        samples = {k: _scalar(v) for k, v in smp.attrs.items() if k != "metadata"}
+        its, its_jobs = [], []
+        for name in sorted(f["iterations"]):
+            g = f["iterations"][name]
+            if not g.attrs.get("complete", False):
+                continue
+            its.append(_read_iteration(g))
+            its_jobs.append(tuple(json.loads(g.attrs.get("job_ids", "[]"))))
+        result = None
+        if "result" in f and f["result"].attrs.get("complete", False):
+            r = f["result"]
+            result = {k: _scalar(v) for k, v in r.attrs.items()}
+            result["warnings"] = json.loads(result["warnings"])
+            result["timings"] = json.loads(result["timings"])
+            for name in ("occupancies", "alpha_strings", "beta_strings", "top_alpha", "top_beta", "top_coef"):
+                result[name] = r[name][()]
+        return RunRecord(
+            path=path,
+            status=str(attrs["status"]),
+            attrs=attrs,
+            config_yaml=str(_scalar(f["config"].attrs["yaml"])),
+            hamiltonian=ham,
+            circuit_parameters=circ["parameters"][()] if "parameters" in circ else None,
+            circuit_structure=json.loads(_scalar(circ.attrs.get("structure", "{}"))),
+            transpile_stats=json.loads(_scalar(circ.attrs.get("transpile_stats", "{}"))),
+            samples=samples,
+            job_ids=tuple(json.loads(samples.get("job_ids", "[]"))),
+            iterations=tuple(its),
+            iteration_job_ids=tuple(its_jobs),
+            result=result,
+        )
 
 
 def read_run_samples(path: str | Path) -> Samples | None:
     """The stored samples, or None when the run stopped before sampling finished."""
     from sqd_suite.sampling import Samples
 
-    path = Path(path)
-    _check_run_file(path)
-    try:
-        with h5py.File(path, "r") as f:
-            g = f["samples"]
-            if not g.attrs.get("complete", False):
-                return None
-            return Samples.from_h5(g)
-    except (OSError, KeyError, ValueError) as err:
-        raise SQDInputError(str(path), f"damaged samples in run file ({err})", fix=_RUN_FIX) from None
+    with _reading_run(Path(path), "samples in run file") as f:
+        g = f["samples"]
+        if not g.attrs.get("complete", False):
+            return None
+        return Samples.from_h5(g)
 
 
 def read_run_hamiltonian(path: str | Path) -> ActiveSpaceHamiltonian | None:
     """The stored Hamiltonian, or None when the run was written without integrals."""
-    path = Path(path)
-    _check_run_file(path)
-    try:
-        with h5py.File(path, "r") as f:
-            g = f["hamiltonian"]
-            if "h1" not in g:
-                return None
-            return read_hamiltonian_group(g)
-    except (OSError, KeyError) as err:
-        raise SQDInputError(str(path), f"damaged Hamiltonian in run file ({err})", fix=_RUN_FIX) from None
+    with _reading_run(Path(path), "Hamiltonian in run file") as f:
+        g = f["hamiltonian"]
+        if "h1" not in g:
+            return None
+        return read_hamiltonian_group(g)

@@ -83,6 +83,16 @@ def _check_int64_norb(norb: int, name: str) -> None:
         )
 
 
+def _paired_strings(alpha: np.ndarray, beta: np.ndarray, norb: int) -> tuple[np.ndarray, np.ndarray]:
+    """``alpha``/``beta`` as flat int64 arrays of one determinant each, checked against ``norb``."""
+    _check_int64_norb(norb, "norb")
+    a = np.ascontiguousarray(alpha, dtype=np.int64).reshape(-1)
+    b = np.ascontiguousarray(beta, dtype=np.int64).reshape(-1)
+    if a.shape != b.shape:
+        raise ValueError(f"alpha and beta must have the same length, got {a.size} and {b.size}.")
+    return a, b
+
+
 def bitstrings_to_strings(bitstring_matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split a bitstring matrix into int64 ``(alpha_strings, beta_strings)``, one per row.
 
@@ -97,13 +107,7 @@ def bitstrings_to_strings(bitstring_matrix: np.ndarray) -> tuple[np.ndarray, np.
 
 def strings_to_bitstrings(alpha: np.ndarray, beta: np.ndarray, norb: int) -> np.ndarray:
     """Build the bitstring matrix of determinants ``(alpha[i], beta[i])``."""
-    _check_int64_norb(norb, "norb")
-    alpha = np.ascontiguousarray(alpha, dtype=np.int64).reshape(-1)
-    beta = np.ascontiguousarray(beta, dtype=np.int64).reshape(-1)
-    if alpha.shape != beta.shape:
-        raise ValueError(
-            f"alpha and beta must have the same length, got {alpha.size} and {beta.size}."
-        )
+    alpha, beta = _paired_strings(alpha, beta, norb)
     if norb < 64:
         bad = (alpha < 0) | (alpha >> norb != 0) | (beta < 0) | (beta >> norb != 0)
         if bad.any():

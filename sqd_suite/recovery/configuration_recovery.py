@@ -19,7 +19,7 @@ from sqd_suite.recovery import _kernels, _rows
 from sqd_suite.recovery._checks import check_electrons, check_occupancies, check_weights
 from sqd_suite.recovery._stream import run_with_uniforms
 from sqd_suite.recovery.bitstrings import (
-    _check_int64_norb,
+    _paired_strings,
     as_bitstring_matrix,
     bitstrings_to_words,
     words_to_bitstrings,
@@ -129,13 +129,7 @@ def recover_strings(
     reordered; the random stream is that of :func:`recover_configurations` on the
     same rows.
     """
-    _check_int64_norb(norb, "norb")
-    a = np.ascontiguousarray(alpha, dtype=np.int64).reshape(-1)
-    b = np.ascontiguousarray(beta, dtype=np.int64).reshape(-1)
-    if a.shape != b.shape:
-        raise ValueError(
-            f"alpha and beta must have the same length, got {a.size} and {b.size}."
-        )
+    a, b = _paired_strings(alpha, beta, norb)
     na, nb = check_electrons(nelec[0], nelec[1], norb)
     occ = check_occupancies(avg_occupancies, norb)
     if norb < 64 and a.size and (

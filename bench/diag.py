@@ -9,8 +9,15 @@ Sections are separate functions so that more tables can be added next to them:
   qiskit-addon-sqd's default ``solve_sci_batch`` (PySCF ``kernel_fixed_space``)
   on the same strings: time, energy difference, Davidson iterations, peak RSS.
 * ``mpi_section`` (``--mpi``): one sigma on 1 rank x 1 thread, 1 rank x 2
-  threads and 2 ranks x 1 thread (``mpiexec -n 2`` running
-  ``tests/diag/mpi_driver.py``), with the bytes exchanged per sigma.
+  threads and 2 ranks x 1 thread on both grids, 2 x 1 (alpha-row blocks)
+  and 1 x 2 (beta-column blocks, two panels per sigma) (``mpiexec -n 2``
+  running ``tests/diag/mpi_driver.py``), with the bytes exchanged per sigma
+  and each rank's receive buffer.
+* ``tile_section`` (``--tiles P ...``): for every grid of P ranks, the
+  sigma of each tile timed in this process on one core (the compute of a
+  distributed sigma without the network): the sum over tiles against one
+  serial sigma (efficiency) and the busiest tile (the speed-up bound). This
+  is what ``choose_grid`` is tuned on.
 * ``large_section`` (``--large``): D = 1e7 (3200 x 3200 strings) solved to
   1e-6 Ha in a child process: time, iterations, peak RSS, bytes per
   determinant and what that means for D = 1e8.
@@ -20,6 +27,8 @@ Per-core rates need one thread for both codes::
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python bench/diag.py
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python bench/diag.py --big   # adds 10000 x 10000 (D = 1e8)
     .venv/bin/python bench/diag.py --sizes --solve --mpi           # solver sections only
+    .venv/bin/python bench/diag.py --sizes --mpi --mpi-ranks 4     # every 4-rank grid: bytes and buffers
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python bench/diag.py --sizes --tiles 4 16 64 --tile-size 3000
     .venv/bin/python bench/diag.py --sizes --large                 # D = 1e7 solve (minutes)
 
 String sets: :func:`sample_strings` draws each spin string by choosing the
@@ -259,8 +268,15 @@ def _driver_json(cmd: list[str], env: dict[str, str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def mpi_section(prob: N2Problem, n: int, *, decay: float = 0.3, repeats: int = 5) -> dict:
-    """Sigma time on 1 rank (1 and 2 threads) and on 2 ranks (1 thread each) via mpiexec, same strings."""
+def mpi_section(
+    prob: N2Problem, n: int, *, ranks: int = 2, decay: float = 0.3, repeats: int = 5, solve: bool = False
+) -> dict:
+    """Sigma time on 1 rank (1 and 2 threads) and on ``ranks`` ranks (1 thread each, every grid) via mpiexec.
+
+    Same strings and vector throughout. More ranks than cores oversubscribe
+    them: then only the bytes, buffers and work columns mean anything. With
+    ``solve``, also the full solve (tol 1e-8) on 1 rank and on every grid.
+    """
     import tempfile
     from pathlib import Path
 
@@ -279,25 +295,89 @@ def mpi_section(prob: N2Problem, n: int, *, decay: float = 0.3, repeats: int = 5
         runs = {
             "1 rank x 1 thread": ([], {"NUMBA_NUM_THREADS": "1"}),
             "1 rank x 2 threads": ([], {"NUMBA_NUM_THREADS": "2"}),
-            "2 ranks x 1 thread": ([str(mpiexec), "-n", "2"], {}),
         }
+        for p_b in (d for d in range(1, ranks + 1) if ranks % d == 0):
+            runs[f"{ranks} ranks, grid {ranks // p_b} x {p_b}"] = (
+                [str(mpiexec), "-n", str(ranks)], {"GRID": f"{ranks // p_b} {p_b}"}
+            )
+        solves: dict[str, dict] = {}
         for name, (prefix, extra) in runs.items():
-            out[name] = _driver_json(prefix + base, {**env, **extra, "OMP_NUM_THREADS": "1"})
+            grid = ["--grid", *extra.pop("GRID").split()] if "GRID" in extra else []
+            run_env = {**env, **extra, "OMP_NUM_THREADS": "1"}
+            out[name] = _driver_json(prefix + base + grid, run_env)
+            if solve and name != "1 rank x 2 threads":
+                cmd = [*prefix, sys.executable, str(driver), "--npz", path, "--tol", "1e-8", *grid]
+                solves[name] = _driver_json(cmd, run_env)
     t1 = out["1 rank x 1 thread"]["sigma_seconds"]
     c1 = out["1 rank x 1 thread"]["sigma_cpu_seconds"]
     print(f"strings per spin {n}, D = {sa.size * sb.size:.2e}; mean of {repeats} sigmas "
           f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(f"{'layout':>20} {'wall s':>8} {'speed-up':>8} {'CPU s, busiest rank':>19} {'speed-up':>8} "
-          f"{'MB exchanged/sigma':>18} {'rows per rank':>14}")
+          f"{'MB exchanged/sigma':>18} {'buffer MB/rank':>14} {'tiles (a x b strings)':>22} {'W per rank':>16}")
     for name, r in out.items():
-        rows = r.get("rows") or [0, r["n_a"]]
         cpu_speedup = f"{c1 / r['sigma_cpu_seconds']:8.2f}" if r["threads"] is not None or name.startswith("1 rank x 1") \
             else f"{'-':>8}"
+        tiles = ", ".join(f"{a1 - a0}x{b1 - b0}" for (a0, a1), (b0, b1) in r["tiles"])
+        buffers = ", ".join(f"{b / 1e6:.1f}" for b in r["buffer_bytes"])
+        work = ", ".join(f"{w:.2e}" for w in r["work"])
         print(f"{name:>20} {r['sigma_seconds']:8.3f} {t1 / r['sigma_seconds']:8.2f} {r['sigma_cpu_seconds']:19.3f} "
-              f"{cpu_speedup} {r['bytes_per_sigma'] / 1e6:18.1f} {str(np.diff(rows).tolist()):>14}", flush=True)
+              f"{cpu_speedup} {r['bytes_per_sigma'] / 1e6:18.1f} {buffers:>14} {tiles:>22} {work:>16}", flush=True)
     print("(CPU-time speed-up: one rank's CPU seconds over the busiest rank's, i.e. the speed-up on idle cores;")
     print(" meaningless for 2 threads in one process, where CPU time adds up over threads)")
+    if solves:
+        ref = solves["1 rank x 1 thread"]
+        print(f"\nfull solve, tol 1e-8\n{'layout':>20} {'total s':>8} {'speed-up':>8} {'sigma s':>8} {'comm s':>8} "
+              f"{'iterations':>10} {'E - E(1 rank) (Ha)':>19} {'MB received':>12}")
+        for name, r in solves.items():
+            t = r["timings"]
+            print(f"{name:>20} {t['total']:8.2f} {ref['timings']['total'] / t['total']:8.2f} {t['sigma']:8.2f} "
+                  f"{t['communication']:8.2f} {r['n_iter']:10d} {r['energies'][0] - ref['energies'][0]:19.1e} "
+                  f"{r['comm_bytes'] / 1e6:12.1f}", flush=True)
+        out["solves"] = solves
     return out
+
+
+def tile_section(prob: N2Problem, n: int, ranks: list[int], *, decay: float = 0.3, repeats: int = 2) -> list[dict]:
+    """Compute per grid: each tile's sigma (its panels applied in turn) timed on this core, same vector."""
+    from sqd_suite.diag import TileLayout, choose_grid
+
+    sa = sample_strings(prob.norb, prob.nelec[0], n, decay=decay, seed=1)
+    sb = sample_strings(prob.norb, prob.nelec[1], n, decay=decay, seed=2)
+    ham = SubspaceHamiltonian.from_integrals(prob.h1, prob.h2, prob.norb, prob.nelec, sa, sb)
+    c = np.random.default_rng(0).standard_normal(ham.shape)
+    y = ham.matvec(c)
+    t_serial = _best_time(lambda: ham.matvec(c, out=y), repeats)
+    print(f"strings per spin {n}, D = {sa.size * sb.size:.2e}; one serial sigma {t_serial:.3f} s ({_clock_name()}, "
+          f"best of {repeats})")
+    print(f"{'ranks':>5} {'grid':>7} {'sum of tiles s':>14} {'efficiency':>10} {'busiest tile s':>14} "
+          f"{'speed-up bound':>14} {'choose_grid':>11}")
+    rows = []
+    for size in ranks:
+        chosen = choose_grid(size, sa.size, sb.size)
+        for p_b in (d for d in range(1, size + 1) if size % d == 0):
+            grid = (size // p_b, p_b)
+            layout = TileLayout.balanced(sa, sb, prob.norb, grid)
+            bounds = layout.beta_bounds
+            panels = [np.ascontiguousarray(c[:, bounds[k] : bounds[k + 1]]) for k in range(p_b)]
+            times = []
+            for rank in range(size):
+                alpha_range, beta_range = layout.tile(rank)
+                tile = ham.with_tile(alpha_range, beta_range, beta_bounds=bounds)
+                out = np.empty(tile.tile_shape)
+                order = [(tile.own_panel + s) % p_b for s in range(p_b)]
+
+                def run(tile=tile, out=out, order=order) -> None:
+                    for k in order:
+                        tile.apply_panel(panels[k], k, out)
+
+                run()
+                times.append(_best_time(run, repeats))
+            total, busiest = float(np.sum(times)), float(np.max(times))
+            mark = "<-" if grid == chosen else ""
+            print(f"{size:5d} {grid[0]:>3}x{grid[1]:<3} {total:14.3f} {t_serial / total:10.2f} {busiest:14.3f} "
+                  f"{t_serial / busiest:14.2f} {mark:>11}", flush=True)
+            rows.append({"ranks": size, "grid": grid, "sum": total, "busiest": busiest, "serial": t_serial})
+    return rows
 
 
 def large_section(prob: N2Problem, n: int = 3200, *, decay: float = 0.3, tol: float = 1e-6) -> dict:
@@ -357,6 +437,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--solve-sizes", type=int, nargs="+", default=[300, 1000])
     parser.add_argument("--mpi", action="store_true", help="1- vs 2-rank sigma (mpiexec -n 2)")
     parser.add_argument("--mpi-size", type=int, default=1000, help="strings per spin for --mpi")
+    parser.add_argument("--mpi-ranks", type=int, default=2, help="ranks for --mpi (every grid of them)")
+    parser.add_argument("--mpi-solve", action="store_true", help="with --mpi: also the full solve on every grid")
+    parser.add_argument("--tiles", type=int, nargs="*", default=[], metavar="P",
+                        help="tile compute for every grid of these rank counts (one core)")
+    parser.add_argument("--tile-size", type=int, default=1000, help="strings per spin for --tiles")
     parser.add_argument("--large", action="store_true", help="D = 1e7 solve to 1e-6 Ha (minutes)")
     args = parser.parse_args(argv)
     try:
@@ -377,8 +462,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\n## full solve vs qiskit-addon-sqd solve_sci_batch (wall time)")
         solve_section(prob, args.solve_sizes)
     if args.mpi:
-        print("\n## MPI: one sigma, 1 vs 2 ranks")
-        mpi_section(prob, args.mpi_size)
+        print(f"\n## MPI: one sigma, 1 vs {args.mpi_ranks} ranks")
+        mpi_section(prob, args.mpi_size, ranks=args.mpi_ranks, solve=args.mpi_solve)
+    if args.tiles:
+        print("\n## tiles: compute of one distributed sigma, per grid, on one core")
+        tile_section(prob, args.tile_size, args.tiles)
     if args.large:
         print("\n## D = 1e7 solve")
         large_section(prob)

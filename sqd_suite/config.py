@@ -190,6 +190,11 @@ class SQDConfig(_Section):
     max_dim: int | None = Field(None, ge=1, description="Cap on strings per spin in a batch subspace.")
     davidson_tol: float = Field(1e-8, gt=0, description="Eigensolver tolerance of the final iteration.")
     inner_davidson_tol: float = Field(1e-5, gt=0, description="Eigensolver tolerance of inner iterations.")
+    mpi_layout: Literal["auto", "alpha_blocks", "beta_blocks"] = Field(
+        "auto", description="How a solve on P MPI ranks tiles the CI vector: 'alpha_blocks' (P x 1 grid, fastest "
+        "kernels, each rank may receive the whole vector), 'beta_blocks' (1 x P, two panels of 1/P of it), or "
+        "'auto' (alpha blocks unless the receive buffers would outgrow the rank's Davidson vectors; docs/diag.md).",
+    )
 
 
 class ClosedLoopConfig(_Section):

@@ -139,9 +139,6 @@ def davidson_bytes_per_determinant() -> int:
     return davidson_memory_bytes(1) + 8
 
 
-# Besides its block, each rank receives the alpha rows its block excites into,
-# into a full-shape buffer; the worst case touches the whole vector once.
-_EXCHANGE_VECTORS = 1
 # Interpreter, NumPy/PySCF/Qiskit and the excitation tables of a few thousand strings.
 _BASE_BYTES = 1_000_000_000
 
@@ -221,32 +218,43 @@ def estimate_resources(
     bounded by samples_per_batch (doubled by spin symmetrisation, plus
     carry-over), the full string count and ``sqd.max_dim``. Ranks are chosen
     so each holds about ``dets_per_rank`` determinants (a sigma of a few
-    seconds per core) and, at least, so that the distributed Davidson vectors
-    fit next to the worst-case receive buffer. With ``closed_loop.enabled``
+    seconds per core) and, at least, so that the rank's Davidson vectors fit
+    next to its worst-case receive buffer (both fall as ``1 / ranks`` with
+    the tile layout that ``solve`` chooses, docs/diag.md). With ``closed_loop.enabled``
     every walker of a generation gets that many ranks and they run together.
     """
     if norb is None or nelec is None:
         norb, nelec = _active_space_size(config)
     n_str = _max_strings_per_spin(norb, nelec, config.sqd)  # type: ignore[attr-defined]
     dim = n_str * n_str
+    from sqd_suite.diag.distributed import choose_grid, receive_buffer_bytes
+
     mem_per_rank = mem_per_node_gb * 1e9 / ranks_per_node
-    by_work = max(1, math.ceil(dim / dets_per_rank))
-    free = mem_per_rank - _BASE_BYTES - 8 * _EXCHANGE_VECTORS * dim
+    per_det = davidson_bytes_per_determinant()
+
+    def rank_bytes(ranks: int) -> float:
+        # Davidson vectors of the rank's tile plus the panels it receives (choose_grid's layout).
+        p_b = choose_grid(ranks, n_str, n_str)[1]
+        return _BASE_BYTES + per_det * math.ceil(dim / ranks) + receive_buffer_bytes(n_str, n_str, p_b)
+
+    free = mem_per_rank - _BASE_BYTES
     if free <= 0:
         raise SQDInputError(
             "sqd.samples_per_batch",
-            f"a subspace of {dim:.3g} determinants needs {8 * dim / 1e9:.1f} GB per rank for one vector, "
-            f"more than {mem_per_rank / 1e9:.1f} GB per rank",
-            fix="lower samples_per_batch or sqd.max_dim, or use fewer ranks per node",
+            f"{mem_per_rank / 1e9:.1f} GB per rank leaves no room beside the {_BASE_BYTES / 1e9:.0f} GB base",
+            fix="use fewer ranks per node (more memory per rank)",
         )
-    per_det = davidson_bytes_per_determinant()
+    by_work = max(1, math.ceil(dim / dets_per_rank))
+    # Memory per rank falls as 1 / ranks (tiles, docs/diag.md); take the fewest ranks that fit.
     by_memory = max(1, math.ceil(per_det * dim / free))
+    while rank_bytes(by_memory) > mem_per_rank:
+        by_memory += 1
     ranks = max(by_work, by_memory)
     if max_ranks is not None:
         ranks = max(by_memory, min(ranks, max_ranks))
     ranks = min(ranks, max(1, dim))
     walkers = config.closed_loop.population if config.closed_loop.enabled else 1  # type: ignore[attr-defined]
-    per_rank_bytes = _BASE_BYTES + 8 * _EXCHANGE_VECTORS * dim + per_det * math.ceil(dim / ranks)
+    per_rank_bytes = rank_bytes(ranks)
     total = ranks * walkers
     return JobResources(
         strings_per_spin=n_str,

@@ -16,6 +16,7 @@ import yaml
 from sqd_suite import analysis
 from sqd_suite.config import load_config
 from sqd_suite.diag.davidson import davidson_memory_bytes
+from sqd_suite.diag.distributed import choose_grid, receive_buffer_bytes
 from sqd_suite.errors import SQDInputError
 from sqd_suite.hpc import (
     SAVED_NTASKS_VAR,
@@ -249,9 +250,22 @@ def test_resources_grow_with_the_subspace_and_walkers() -> None:
     assert lih.strings_per_spin == 15 and lih.dimension == 225
     loop = estimate_resources(base.with_updates({"closed_loop.enabled": True, "closed_loop.population": 6}), norb=16, nelec=(5, 5))
     assert loop.walkers == 6 and loop.ranks == 6 * loop.ranks_per_walker == 6 * large.ranks
-    # Memory: a rank holds its share of the solver vectors, one receive buffer and the libraries.
-    assert large.mem_per_rank_mb * 1e6 >= 1e9 + 8 * 9e6 + 208 * 9e6 / large.ranks
+    # Memory: a rank holds its share of the solver vectors, its receive buffers and the libraries.
+    p_b = choose_grid(large.ranks, 3000, 3000)[1]
+    assert large.mem_per_rank_mb * 1e6 >= 1e9 + receive_buffer_bytes(3000, 3000, p_b) + 208 * 9e6 / large.ranks
     assert f"--ntasks={large.ranks}" in large.sbatch_flags()
+
+
+def test_resources_for_a_subspace_larger_than_a_rank() -> None:
+    # D = 9e8: one vector (7.2 GB) exceeds a rank's 4 GB, so the 1-D layout
+    # (whole vector received) could not run it; beta-block tiles can.
+    big = load_config(REPO / "molecules" / "n2_631g.yaml").with_updates({"sqd.samples_per_batch": 10_000})
+    res = estimate_resources(big, norb=26, nelec=(5, 5))
+    assert res.dimension == 30_000**2
+    grid = choose_grid(res.ranks, 30_000, 30_000)
+    assert grid[1] > 1 and grid[0] * grid[1] == res.ranks
+    assert res.mem_per_rank_mb <= 192e3 / 48
+    assert res.mem_per_rank_mb * 1e6 >= 1e9 + 208 * 9e8 / res.ranks + receive_buffer_bytes(30_000, 30_000, grid[1])
 
 
 def test_resources_refuse_a_subspace_that_cannot_fit() -> None:

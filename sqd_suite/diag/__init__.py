@@ -2,7 +2,7 @@
 
 Matrix-free sigma (:class:`SubspaceHamiltonian`, :func:`sigma`), a block
 Davidson (:func:`davidson`), the entry point :func:`solve` with its
-:class:`DiagResult`, MPI distribution over blocks of alpha rows, CI-vector
+:class:`DiagResult`, MPI distribution over (alpha block x beta block) tiles, CI-vector
 properties, and a drop-in ``sci_solver`` for qiskit-addon-sqd (imported on
 first use, since qiskit-addon-sqd pulls in JAX).
 """
@@ -10,7 +10,14 @@ first use, since qiskit-addon-sqd pulls in JAX).
 from typing import Any
 
 from .davidson import DavidsonResult, davidson
-from .distributed import RowExchange, alpha_work_weights, excitation_counts, partition_rows
+from .distributed import (
+    PanelExchange,
+    TileLayout,
+    alpha_work_weights,
+    choose_grid,
+    excitation_counts,
+    partition_rows,
+)
 from .hamiltonian import SubspaceHamiltonian, sigma
 from .properties import (
     SpinSquareOperator,
@@ -25,12 +32,14 @@ from .solve import DiagResult, solve
 __all__ = [
     "DavidsonResult",
     "DiagResult",
-    "RowExchange",
+    "PanelExchange",
     "SCISolver",
     "SpinSquareOperator",
     "SubspaceHamiltonian",
+    "TileLayout",
     "alpha_work_weights",
     "carryover_strings",
+    "choose_grid",
     "davidson",
     "excitation_counts",
     "largest_determinants",

@@ -1,6 +1,12 @@
 """Numba kernels of the matrix-free product-space sigma (private; see hamiltonian.py for the algebra).
 
-Layout: C is (n_a, n_b) row-major, the output holds rows a0:a1 of sigma.
+Layout: the input is a *panel*, every alpha row of the columns c0:c1 of C
+((n_a, c1 - c0) row-major, only the rows the output reads need be filled);
+the output holds the tile rows a0:a1 x columns b0:b1 of sigma. The beta
+tables passed with a panel hold only links from output column b to input
+columns inside the panel (local indices on both sides). The output's own
+panel (c0:c1 == b0:b1, ``same``) carries the diagonal and every term without
+a beta excitation and must be applied first: it assigns, the others add.
 Every kernel is a "pull": an output row is written by one thread only, so no
 atomics. Work is applied in blocks of K alpha rows gathered into a (n_b, K)
 block G so that each (value, beta index) pair of a sparse beta pattern
@@ -118,12 +124,14 @@ def _identity_block(
     g: np.ndarray,
     t: np.ndarray,
     u2: np.ndarray,
+    same: bool,
 ) -> None:
-    """Rows i0:i0+kb of sigma = diagonal + beta same-spin + (beta single x alpha diagonal) terms.
+    """Rows i0:i0+kb of sigma (+)= diagonal + beta same-spin + (beta single x alpha diagonal) terms.
 
-    Assigns (does not add to) those output rows.
+    With ``same`` (the output's own panel) adds the diagonal and assigns the
+    output rows; otherwise adds the beta links into this panel.
     """
-    nb = c.shape[1]
+    nb = t.shape[0]
     nela = occa.shape[1]
     npair = jpair.shape[0]
     _gather_rows(c, rows, i0, kb, g)
@@ -137,11 +145,14 @@ def _identity_block(
             u2[2 * rr + 1, k] = -u
     for ib in range(nb):
         trow = t[ib]
-        for k in range(kb):
-            d = ea[i0 + k] + eb[ib]
-            for x in range(nela):
-                d += occb_jdiag[ib, occa[i0 + k, x]]
-            trow[k] = d * g[ib, k]
+        if same:
+            for k in range(kb):
+                d = ea[i0 + k] + eb[ib]
+                for x in range(nela):
+                    d += occb_jdiag[ib, occa[i0 + k, x]]
+                trow[k] = d * g[ib, k]
+        else:
+            trow[:kb] = 0.0
         for ll in range(bs_ptr[ib], bs_ptr[ib + 1]):
             grow = g[bs_col[ll]]
             urow = u2[bs_code[ll]]
@@ -153,7 +164,7 @@ def _identity_block(
             v = bd_val[ll]
             for k in range(kb):
                 trow[k] += v * grow[k]
-    _scatter_rows(out, a0, rows, ones, i0, kb, t, True)
+    _scatter_rows(out, a0, rows, ones, i0, kb, t, same)
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -208,12 +219,14 @@ def _pair_block(
     g: np.ndarray,
     t: np.ndarray,
     e2: np.ndarray,
+    same: bool,
 ) -> None:
     """Alpha single links l0:l0+kb, all with orbital pair ``pair``: alpha single x (beta single + beta diagonal).
 
     sigma[ia, ib] += sa * [(F_pq(ja) + sum_{j in occ(ib)} (pq|jj)) c[ja, ib] + sum_rs sb (pq|rs) c[ja, jb]]
+    (the first term only on the output's own panel, ``same``).
     """
-    nb = c.shape[1]
+    nb = t.shape[0]
     nelb = occb.shape[1]
     npair = eri_pair.shape[0]
     erow = eri_pair[pair]
@@ -223,13 +236,16 @@ def _pair_block(
     jrow = jpair[pair]
     _gather_rows(c, l_ja, l0, kb, g)
     for ib in range(nb):
-        d = 0.0
-        for x in range(nelb):
-            d += jrow[occb[ib, x]]
         trow = t[ib]
-        grow = g[ib]
-        for k in range(kb):
-            trow[k] = (d + l_f[l0 + k]) * grow[k]
+        if same:
+            d = 0.0
+            for x in range(nelb):
+                d += jrow[occb[ib, x]]
+            grow = g[ib]
+            for k in range(kb):
+                trow[k] = (d + l_f[l0 + k]) * grow[k]
+        else:
+            trow[:kb] = 0.0
         for ll in range(bs_ptr[ib], bs_ptr[ib + 1]):
             grow = g[bs_col[ll]]
             v = e2[bs_code[ll]]
@@ -267,16 +283,22 @@ def sigma_rows(
     bd_val: np.ndarray,
     eri_pair: np.ndarray,
     jpair: np.ndarray,
+    same: bool,
 ) -> None:
-    """out[ia - a0, :] = (H_el c)[ia, :] for ia in chunk_bounds[0]:chunk_bounds[-1]; one chunk per task."""
-    nb = c.shape[1]
+    """out[ia - a0, :] (+)= (H_el panel)[ia, b0:b1] for ia in chunk_bounds[0]:chunk_bounds[-1]; one chunk per task.
+
+    ``occb``, ``occb_jdiag`` and ``eb`` hold the output columns b0:b1; the
+    beta tables this panel's links. ``same``: the own panel (assigns).
+    """
+    nb_in = c.shape[1]
+    nb_out = out.shape[1]
     npair = eri_pair.shape[0]
     nchunk = chunk_bounds.size - 1
     for ch in numba.prange(nchunk):
         r0 = chunk_bounds[ch]
         r1 = chunk_bounds[ch + 1]
-        g = np.empty((nb, kmax))
-        t = np.empty((nb, kmax))
+        g = np.empty((nb_in, kmax))
+        t = np.empty((nb_out, kmax))
         u2 = np.empty((2 * npair, kmax))
         e2 = np.empty(2 * npair)
         # Identity blocks address global rows directly: rows[i] = i, scale 1.
@@ -286,9 +308,10 @@ def sigma_rows(
             kb = min(kmax, r1 - i0)
             _identity_block(
                 c, out, a0, i0, kb, occa, ea, occb_jdiag, eb,
-                bs_ptr, bs_col, bs_code, bs_h, bd_ptr, bd_col, bd_val, jpair, rows, ones, g, t, u2,
+                bs_ptr, bs_col, bs_code, bs_h, bd_ptr, bd_col, bd_val, jpair, rows, ones, g, t, u2, same,
             )  # fmt: skip
-        _alpha_doubles(c, out, a0, r0, r1, ad_ptr, ad_col, ad_val)
+        if same:
+            _alpha_doubles(c, out, a0, r0, r1, ad_ptr, ad_col, ad_val)
         for pair in range(npair):
             s = pair_ptr[pair]
             e = pair_ptr[pair + 1]
@@ -301,7 +324,7 @@ def sigma_rows(
                 kb = min(kmax, hi - l0)
                 _pair_block(
                     c, out, a0, pair, l0, kb, l_ia, l_ja, l_sign, l_f, occb,
-                    bs_ptr, bs_col, bs_code, eri_pair, jpair, g, t, e2,
+                    bs_ptr, bs_col, bs_code, eri_pair, jpair, g, t, e2, same,
                 )  # fmt: skip
 
 

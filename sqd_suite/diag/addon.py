@@ -40,11 +40,16 @@ def _gather_ci(res: DiagResult, comm: Any | None) -> np.ndarray | None:
     ci = res.ci if res.ci.ndim == 2 else res.ci[0]
     if comm is None or comm.Get_size() == 1:
         return ci
-    n_b = len(res.beta_strings)
     counts = np.array(comm.allgather(ci.size))
-    full = np.empty((len(res.alpha_strings), n_b)) if comm.Get_rank() == 0 else None
+    tiles = comm.gather((res.alpha_range, res.beta_range), root=0)
+    flat = np.empty(counts.sum()) if comm.Get_rank() == 0 else None
     displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    comm.Gatherv(np.ascontiguousarray(ci), [full, counts, displs, _mpi_double()] if full is not None else None, root=0)
+    comm.Gatherv(np.ascontiguousarray(ci), [flat, counts, displs, _mpi_double()] if flat is not None else None, root=0)
+    if flat is None:
+        return None
+    full = np.empty((len(res.alpha_strings), len(res.beta_strings)))
+    for ((a0, a1), (b0, b1)), start in zip(tiles, displs):
+        full[a0:a1, b0:b1] = flat[start : start + (a1 - a0) * (b1 - b0)].reshape(a1 - a0, b1 - b0)
     return full
 
 
@@ -80,6 +85,7 @@ def sci_solver(
     tol: float = 1e-8,
     max_iter: int = 200,
     comm: Any | None = None,
+    grid: tuple[int, int] | None = None,
     spin_shift: float = _PYSCF_SPIN_SHIFT,
 ) -> list[SCIResult]:
     """Solve each subspace with :func:`sqd_suite.diag.solve`; qiskit-addon-sqd's ``solve_sci_batch`` signature.
@@ -95,12 +101,13 @@ def sci_solver(
         tol: See :func:`sqd_suite.diag.solve`.
         max_iter: Davidson iteration limit.
         comm: mpi4py communicator, or None.
+        grid: MPI rank grid, see :func:`sqd_suite.diag.solve`.
         spin_shift: Penalty strength used with ``spin_sq``.
 
     Returns:
         One :class:`SCIResult` per subspace; energies exclude the nuclear constant.
     """
-    return SCISolver(tol=tol, max_iter=max_iter, comm=comm, spin_sq=spin_sq, spin_shift=spin_shift,
+    return SCISolver(tol=tol, max_iter=max_iter, comm=comm, grid=grid, spin_sq=spin_sq, spin_shift=spin_shift,
                      warm_start=False)(ci_strings, one_body_tensor, two_body_tensor, norb, nelec)
 
 
@@ -119,6 +126,7 @@ class SCISolver:
         tol: float = 1e-8,
         max_iter: int = 200,
         comm: Any | None = None,
+        grid: tuple[int, int] | None = None,
         spin_sq: float | None = None,
         spin_shift: float = _PYSCF_SPIN_SHIFT,
         warm_start: bool = True,
@@ -126,6 +134,7 @@ class SCISolver:
         self.tol = tol
         self.max_iter = max_iter
         self.comm = comm
+        self.grid = grid
         self.spin_sq = spin_sq
         self.spin_shift = spin_shift
         self.warm_start = warm_start and (comm is None or comm.Get_size() == 1)
@@ -162,6 +171,7 @@ class SCISolver:
                 max_iter=self.max_iter,
                 ci0=ci0,
                 comm=self.comm,
+                grid=self.grid,
                 spin_penalty=self.spin_shift if self.spin_sq is not None else 0.0,
                 spin_target=self.spin_sq,
             )

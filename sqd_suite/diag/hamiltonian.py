@@ -18,6 +18,14 @@ the diagonal ``E_pp = n_p``. The implementation splits it into
 Determinants are ordered |alpha>|beta> as in PySCF; E^b is even in fermion
 operators, so beta excitations pick up no alpha parity.
 
+Tiles and panels (MPI, see distributed.py): a Hamiltonian may compute only the
+tile ``alpha_range x beta_range`` of sigma. Its input then comes in *panels*,
+the column blocks ``beta_bounds[k]:beta_bounds[k+1]`` of C over all alpha
+rows: :meth:`SubspaceHamiltonian.apply_panel` adds one panel's contribution,
+with the beta links restricted to that panel. Terms without a beta excitation
+(the diagonal, alpha doubles, alpha single x beta diagonal) live on the
+output's own panel, applied first.
+
 Cost and memory: one matvec does about W = sum_a s_a * sum_b s_b + n_b sum_a
 (s_a + d_a) + n_a sum_b (s_b + d_b) multiply-adds (``work_per_sigma``); tables
 are per string (``nbytes``: ~5 B/det at D = 1e8 for N2/cc-pVDZ), scratch is two
@@ -35,6 +43,7 @@ import numba
 import numpy as np
 
 from sqd_suite.diag import _sigma_kernels as _k
+from sqd_suite.diag.distributed import alpha_work_weights, matvec_by_panels, resolve_panels
 from sqd_suite.diag.strings import occupation_lists, occupation_matrix, validate_strings
 from sqd_suite.diag.tables import DoubleExcitations, SingleExcitations, build_doubles, build_singles
 
@@ -55,13 +64,61 @@ class _AlphaRows:
 
 
 @dataclass(frozen=True, eq=False)
+class _BetaLinks:
+    """Beta tables in pull form for output columns b0:b1 reading input columns c0:c1 (both local)."""
+
+    bs_ptr: np.ndarray  # (b1 - b0 + 1,) single links of each output column
+    bs_col: np.ndarray  # int32 input column - c0
+    bs_code: np.ndarray  # int32 2 * pair(r, s) + (sign < 0)
+    bs_h: np.ndarray  # float64 sign * same-spin element
+    bd_ptr: np.ndarray  # (b1 - b0 + 1,) double links
+    bd_col: np.ndarray  # int32 input column - c0
+    bd_val: np.ndarray  # float64
+
+    @property
+    def n_singles(self) -> int:
+        return int(self.bs_ptr[-1])
+
+    @property
+    def n_links(self) -> int:
+        return int(self.bs_ptr[-1] + self.bd_ptr[-1])
+
+    def restrict(self, b0: int, b1: int, c0: int, c1: int) -> _BetaLinks:
+        """The links of output columns b0:b1 into input columns c0:c1 (of a table over all columns)."""
+        if (b0, c0) == (0, 0) and b1 == c1 == self.bs_ptr.size - 1:
+            return self
+        bs = _restrict_csr(self.bs_ptr, self.bs_col, b0, b1, c0, c1)
+        bd = _restrict_csr(self.bd_ptr, self.bd_col, b0, b1, c0, c1)
+        return _BetaLinks(
+            bs_ptr=bs[0], bs_col=bs[1], bs_code=self.bs_code[bs[2]], bs_h=self.bs_h[bs[2]],
+            bd_ptr=bd[0], bd_col=bd[1], bd_val=self.bd_val[bd[2]],
+        )  # fmt: skip
+
+
+def _restrict_csr(
+    indptr: np.ndarray, col: np.ndarray, r0: int, r1: int, c0: int, c1: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows r0:r1 of a CSR pattern with columns in c0:c1: (indptr, col - c0, positions of the kept links)."""
+    lo, hi = int(indptr[r0]), int(indptr[r1])
+    cols = col[lo:hi]
+    keep = (cols >= c0) & (cols < c1)
+    rows = np.repeat(np.arange(r1 - r0), np.diff(indptr[r0 : r1 + 1]))
+    new_ptr = np.zeros(r1 - r0 + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows[keep], minlength=r1 - r0), out=new_ptr[1:])
+    pos = lo + np.flatnonzero(keep)
+    return new_ptr, np.ascontiguousarray(cols[keep] - c0, dtype=np.int32), pos
+
+
+@dataclass(frozen=True, eq=False)
 class SubspaceHamiltonian:
     """H_el (no core energy) restricted to alpha_strings x beta_strings, applied matrix-free.
 
     Build with :meth:`from_integrals`. ``matvec`` reads the full (n_a, n_b)
     vector (only the rows listed by :meth:`needed_alpha_rows` matter) and
-    returns rows ``alpha_range`` of H_el c. Integrals must be real with the
-    8-fold permutational symmetry of real orbitals.
+    returns the tile ``alpha_range x beta_range`` of H_el c (all of it by
+    default); :meth:`apply_panel` does the same one column panel at a time.
+    Integrals must be real with the 8-fold permutational symmetry of real
+    orbitals.
     """
 
     norb: int
@@ -69,6 +126,8 @@ class SubspaceHamiltonian:
     alpha_strings: np.ndarray
     beta_strings: np.ndarray
     alpha_range: tuple[int, int]
+    beta_range: tuple[int, int]
+    beta_bounds: np.ndarray  # column panels of the input, beta_range one of them
     alpha_singles: SingleExcitations
     beta_singles: SingleExcitations
     beta_doubles: DoubleExcitations
@@ -81,10 +140,8 @@ class SubspaceHamiltonian:
     _occb_jdiag: np.ndarray  # (n_b, norb): sum_{j in occ(b)} (ii|jj)
     _eri_pair: np.ndarray  # (npair, npair): (pq|rs) over unordered pairs p > q, r > s
     _jpair: np.ndarray  # (npair, norb): (pq|jj)
-    _bs_col: np.ndarray
-    _bs_code: np.ndarray
-    _bs_h: np.ndarray
-    _bd_val: np.ndarray
+    _beta_all: _BetaLinks  # every column, global indices
+    _panels: tuple[_BetaLinks, ...]  # output columns beta_range, one entry per input panel
     _h1: np.ndarray
     _h2: np.ndarray
     _alpha: _AlphaRows
@@ -100,12 +157,16 @@ class SubspaceHamiltonian:
         beta_strings: np.ndarray,
         *,
         alpha_range: tuple[int, int] | None = None,
+        beta_range: tuple[int, int] | None = None,
+        beta_bounds: np.ndarray | None = None,
         block_size: int = DEFAULT_BLOCK,
     ) -> SubspaceHamiltonian:
         """Build the excitation tables and integral slices for one string set.
 
-        ``alpha_range`` = (a0, a1) restricts the output rows (MPI row block);
-        ``block_size`` is K, the number of alpha rows processed together.
+        ``alpha_range`` = (a0, a1) and ``beta_range`` = (b0, b1) restrict the
+        output to one tile (MPI); ``beta_bounds`` are the input's column
+        panels (default: the cuts at ``beta_range``). ``block_size`` is K,
+        the number of alpha rows processed together.
         """
         norb = int(norb)
         na, nb = int(nelec[0]), int(nelec[1])
@@ -128,9 +189,15 @@ class SubspaceHamiltonian:
 
         # Beta tables in pull form: row ib's links read c[:, jb]; the graph is symmetric.
         b_f = _k.single_fock_values(b_singles.indptr, b_singles.p, b_singles.q, occb, h1, h2)
-        bs_code = (2 * pidx[b_singles.p, b_singles.q] + (b_singles.sign < 0)).astype(np.int32)
-        bs_h = b_singles.sign * b_f
-        bd_val = _k.double_values(b_doubles.p, b_doubles.q, b_doubles.r, b_doubles.s, b_doubles.sign, h2)
+        beta_all = _BetaLinks(
+            bs_ptr=b_singles.indptr,
+            bs_col=b_singles.target,
+            bs_code=(2 * pidx[b_singles.p, b_singles.q] + (b_singles.sign < 0)).astype(np.int32),
+            bs_h=b_singles.sign * b_f,
+            bd_ptr=b_doubles.indptr,
+            bd_col=b_doubles.target,
+            bd_val=_k.double_values(b_doubles.p, b_doubles.q, b_doubles.r, b_doubles.s, b_doubles.sign, h2),
+        )
 
         ham = cls(
             norb=norb,
@@ -138,6 +205,8 @@ class SubspaceHamiltonian:
             alpha_strings=alpha,
             beta_strings=beta,
             alpha_range=(0, 0),
+            beta_range=(0, 0),
+            beta_bounds=np.zeros(1, dtype=np.int64),
             alpha_singles=a_singles,
             beta_singles=b_singles,
             beta_doubles=b_doubles,
@@ -150,24 +219,40 @@ class SubspaceHamiltonian:
             _occb_jdiag=np.ascontiguousarray(occupation_matrix(beta, norb) @ jdiag),
             _eri_pair=eri_pair,
             _jpair=jpair,
-            _bs_col=b_singles.target,
-            _bs_code=bs_code,
-            _bs_h=bs_h,
-            _bd_val=bd_val,
+            _beta_all=beta_all,
+            _panels=(),
             _h1=h1,
             _h2=h2,
             _alpha=_EMPTY_ALPHA,
         )
-        return ham.with_alpha_range(alpha_range)
+        return ham.with_tile(alpha_range, beta_range, beta_bounds=beta_bounds)
 
-    def with_alpha_range(self, alpha_range: tuple[int, int] | None) -> SubspaceHamiltonian:
-        """The same Hamiltonian computing only rows ``alpha_range`` (shares the beta tables)."""
-        n_a = self.alpha_strings.size
+    def with_tile(
+        self,
+        alpha_range: tuple[int, int] | None = None,
+        beta_range: tuple[int, int] | None = None,
+        *,
+        beta_bounds: np.ndarray | None = None,
+    ) -> SubspaceHamiltonian:
+        """The same Hamiltonian computing only the tile ``alpha_range x beta_range`` (None: all rows / columns).
+
+        Shares the string tables; ``beta_bounds`` as in :meth:`from_integrals`.
+        """
+        n_a, n_b = self.shape
         a0, a1 = (0, n_a) if alpha_range is None else (int(alpha_range[0]), int(alpha_range[1]))
         if not 0 <= a0 <= a1 <= n_a:
             raise ValueError(f"alpha_range {alpha_range} outside 0..{n_a}")
-        if (a0, a1) == self.alpha_range and self._alpha is not _EMPTY_ALPHA:
-            return self
+        bounds, own = resolve_panels(n_b, beta_range, beta_bounds)
+        b0, b1 = int(bounds[own]), int(bounds[own + 1])
+        rows = self._alpha if (a0, a1) == self.alpha_range else self._alpha_rows(a0, a1)
+        panels = tuple(
+            self._beta_all.restrict(b0, b1, int(bounds[k]), int(bounds[k + 1])) for k in range(bounds.size - 1)
+        )
+        return replace(self, alpha_range=(a0, a1), beta_range=(b0, b1), beta_bounds=bounds, _alpha=rows,
+                       _panels=panels)  # fmt: skip
+
+    def _alpha_rows(self, a0: int, a1: int) -> _AlphaRows:
+        """Kernel tables of the output rows a0:a1."""
         s = self.alpha_singles
         doubles = build_doubles(self.alpha_strings, self.norb, self.nelec[0], row_range=(a0, a1))
         ad_val = _k.double_values(doubles.p, doubles.q, doubles.r, doubles.s, doubles.sign, self._h2)
@@ -183,7 +268,7 @@ class SubspaceHamiltonian:
         npair = self._eri_pair.shape[0]
         pair_ptr = np.zeros(npair + 1, dtype=np.int64)
         np.cumsum(np.bincount(pair, minlength=npair), out=pair_ptr[1:])
-        rows = _AlphaRows(
+        return _AlphaRows(
             doubles=doubles,
             ad_val=ad_val,
             pair_ptr=pair_ptr,
@@ -192,7 +277,6 @@ class SubspaceHamiltonian:
             l_sign=s.sign[lo:hi][order].astype(np.float64),
             l_f=np.ascontiguousarray(f[order]),
         )
-        return replace(self, alpha_range=(a0, a1), _alpha=rows)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -203,50 +287,90 @@ class SubspaceHamiltonian:
         """Alpha double excitations of the rows in ``alpha_range``."""
         return self._alpha.doubles
 
+    @property
+    def tile_shape(self) -> tuple[int, int]:
+        """Shape of the output tile."""
+        return (self.alpha_range[1] - self.alpha_range[0], self.beta_range[1] - self.beta_range[0])
+
+    @property
+    def own_panel(self) -> int:
+        """Index of the panel holding the output columns (applied first)."""
+        return int(np.searchsorted(self.beta_bounds, self.beta_range[0], side="right")) - 1
+
     def matvec(self, c: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows alpha_range of H_el c for the full (n_a, n_b) vector c."""
+        """The tile alpha_range x beta_range of H_el c for the full (n_a, n_b) vector c."""
         c = np.ascontiguousarray(c, dtype=np.float64)
         if c.shape != self.shape:
             raise ValueError(f"c has shape {c.shape}, expected {self.shape}")
-        a0, a1 = self.alpha_range
-        n_b = self.shape[1]
-        if out is None:
-            out = np.empty((a1 - a0, n_b))
-        elif out.shape != (a1 - a0, n_b) or out.dtype != np.float64 or not out.flags.c_contiguous:
-            raise ValueError(f"out must be a C-contiguous float64 array of shape {(a1 - a0, n_b)}")
+        out = self._check_out(out)
         if np.may_share_memory(out, c):
             raise ValueError("out must not overlap c")
-        if a1 == a0:
+        return matvec_by_panels(self, c, out)
+
+    def apply_panel(self, panel: np.ndarray, k: int, out: np.ndarray) -> np.ndarray:
+        """Add panel ``k``'s contribution to the tile ``out``; the own panel (first!) assigns.
+
+        ``panel`` is (n_a, width of panel k): columns ``beta_bounds[k]:beta_bounds[k+1]``
+        of C, where the rows ``needed_alpha_rows(k)`` must be filled.
+        """
+        a0, a1 = self.alpha_range
+        b0, b1 = self.beta_range
+        width = int(self.beta_bounds[k + 1] - self.beta_bounds[k])
+        if panel.shape != (self.shape[0], width) or panel.dtype != np.float64 or not panel.flags.c_contiguous:
+            raise ValueError(f"panel {k} must be a C-contiguous float64 array of shape {(self.shape[0], width)}")
+        same = k == self.own_panel
+        links = self._panels[k]
+        if a1 == a0 or b1 == b0 or (not same and links.n_links == 0):
             return out
         al = self._alpha
         ad = al.doubles
         _k.sigma_rows(
-            c, out, a0, self._chunk_bounds(numba.get_num_threads()), self.block_size,
+            panel, out, a0, self._chunk_bounds(numba.get_num_threads()), self.block_size,
             self._occa, self._ea, ad.indptr, ad.target, al.ad_val,
             al.pair_ptr, al.l_ia, al.l_ja, al.l_sign, al.l_f,
-            self._occb, self._occb_jdiag, self._eb,
-            self.beta_singles.indptr, self._bs_col, self._bs_code, self._bs_h,
-            self.beta_doubles.indptr, self.beta_doubles.target, self._bd_val,
-            self._eri_pair, self._jpair,
+            self._occb[b0:b1], self._occb_jdiag[b0:b1], self._eb[b0:b1],
+            links.bs_ptr, links.bs_col, links.bs_code, links.bs_h, links.bd_ptr, links.bd_col, links.bd_val,
+            self._eri_pair, self._jpair, same,
         )  # fmt: skip
         return out
 
-    def diagonal(self) -> np.ndarray:
-        """Rows alpha_range of diag(H_el), shape (a1 - a0, n_b)."""
-        a0, a1 = self.alpha_range
-        occa = occupation_matrix(self.alpha_strings[a0:a1], self.norb)
-        occb = occupation_matrix(self.beta_strings, self.norb)
-        return self._ea[a0:a1, None] + self._eb[None, :] + (occa @ self._jdiag) @ occb.T
+    def _check_out(self, out: np.ndarray | None) -> np.ndarray:
+        shape = self.tile_shape
+        if out is None:
+            return np.empty(shape)
+        if out.shape != shape or out.dtype != np.float64 or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous float64 array of shape {shape}")
+        return out
 
-    def needed_alpha_rows(self) -> np.ndarray:
-        """Sorted global alpha indices whose rows of c the matvec reads."""
+    def diagonal(self) -> np.ndarray:
+        """The tile alpha_range x beta_range of diag(H_el)."""
+        a0, a1 = self.alpha_range
+        b0, b1 = self.beta_range
+        occa = occupation_matrix(self.alpha_strings[a0:a1], self.norb)
+        occb = occupation_matrix(self.beta_strings[b0:b1], self.norb)
+        return self._ea[a0:a1, None] + self._eb[None, b0:b1] + (occa @ self._jdiag) @ occb.T
+
+    def needed_alpha_rows(self, panel: int | None = None) -> np.ndarray:
+        """Sorted global alpha indices whose rows of panel ``panel`` (None: of any panel) the tile reads.
+
+        The own panel reads the tile's rows and their single and double
+        excitations; another panel the tile's rows when it holds beta links
+        of the tile, and their single excitations when it holds beta singles.
+        """
+        if panel is None:
+            parts = [self.needed_alpha_rows(k) for k in range(self.beta_bounds.size - 1)]
+            return np.unique(np.concatenate(parts))
         a0, a1 = self.alpha_range
         s = self.alpha_singles
-        parts = [
-            np.arange(a0, a1, dtype=np.int64),
-            s.target[s.indptr[a0] : s.indptr[a1]].astype(np.int64),
-            self._alpha.doubles.target.astype(np.int64),
-        ]
+        links = self._panels[panel]
+        same = panel == self.own_panel
+        parts = [np.zeros(0, dtype=np.int64)]
+        if same or links.n_links:
+            parts.append(np.arange(a0, a1, dtype=np.int64))
+        if same or links.n_singles:
+            parts.append(s.target[s.indptr[a0] : s.indptr[a1]].astype(np.int64))
+        if same:
+            parts.append(self._alpha.doubles.target.astype(np.int64))
         return np.unique(np.concatenate(parts))
 
     def alpha_weights(self) -> np.ndarray:
@@ -255,19 +379,21 @@ class SubspaceHamiltonian:
         s_a(a) * sum_b s_b + n_b * (s_a(a) + d_a(a)) + sum_b (s_b + d_b). Cumulative
         sums of this split rows into blocks of equal work.
         """
-        from sqd_suite.diag.distributed import alpha_work_weights
-
         return alpha_work_weights(self.alpha_strings, self.beta_strings, self.norb, diagonal=False)
 
     def work_per_sigma(self) -> int:
-        """Useful multiply-adds W (diag-design.md) of one matvec over the rows in ``alpha_range``."""
+        """Useful multiply-adds W (diag-design.md) of one matvec of the tile."""
+        return int(round(self._row_work().sum()))
+
+    def _row_work(self) -> np.ndarray:
+        """Useful multiply-adds of each output row of the tile: s_a S_b + |B| (s_a + d_a) + (S_b + D_b)."""
         a0, a1 = self.alpha_range
-        s_a = self.alpha_singles.counts()[a0:a1]
-        d_a = self._alpha.doubles.counts()
-        s_b_tot = int(self.beta_singles.nnz)
-        bb = s_b_tot + int(self.beta_doubles.nnz)
-        n_b = self.shape[1]
-        return int(s_a.sum()) * s_b_tot + n_b * int(s_a.sum() + d_a.sum()) + (a1 - a0) * bb
+        b0, b1 = self.beta_range
+        s_a = self.alpha_singles.counts()[a0:a1].astype(np.float64)
+        d_a = self._alpha.doubles.counts().astype(np.float64)
+        s_b = float(self.beta_singles.indptr[b1] - self.beta_singles.indptr[b0])
+        d_b = float(self.beta_doubles.indptr[b1] - self.beta_doubles.indptr[b0])
+        return s_a * s_b + (b1 - b0) * (s_a + d_a) + (s_b + d_b)
 
     def nbytes(self) -> int:
         """Bytes of the tables and integral slices (per string; the 4-index h2 held by reference is not counted)."""
@@ -280,17 +406,22 @@ class SubspaceHamiltonian:
                 if isinstance(v, np.ndarray) and id(v) not in seen:
                     seen.add(id(v))
                     total += v.nbytes
-                elif isinstance(v, (SingleExcitations, DoubleExcitations, _AlphaRows)):
+                elif isinstance(v, (SingleExcitations, DoubleExcitations, _AlphaRows, _BetaLinks)):
                     add(v)
+                elif isinstance(v, tuple):
+                    for x in v:
+                        if isinstance(x, _BetaLinks):
+                            add(x)
 
         add(self)
         return total - self._h2.nbytes
 
     def scratch_nbytes(self, n_threads: int | None = None) -> int:
-        """Per-matvec scratch: two (n_b, K) blocks and small tables per thread."""
+        """Per-matvec scratch: an (input width, K) and an (output width, K) block and small tables per thread."""
         n_threads = numba.get_num_threads() if n_threads is None else n_threads
         npair = self._eri_pair.shape[0]
-        per = 8 * (2 * self.shape[1] * self.block_size + 2 * npair * self.block_size + 2 * npair)
+        width = int(np.diff(self.beta_bounds).max()) + self.tile_shape[1]
+        per = 8 * (width * self.block_size + 2 * npair * self.block_size + 2 * npair)
         return n_threads * per
 
     def _chunk_bounds(self, n_threads: int) -> np.ndarray:
@@ -300,11 +431,7 @@ class SubspaceHamiltonian:
         nchunk = max(1, min(n_threads, nrow))
         if nchunk == 1:
             return np.array([a0, a1], dtype=np.int64)
-        s_a = self.alpha_singles.counts()[a0:a1].astype(np.float64)
-        d_a = self._alpha.doubles.counts().astype(np.float64)
-        n_b = self.shape[1]
-        w = s_a * self.beta_singles.nnz + n_b * (s_a + d_a) + self.beta_singles.nnz + self.beta_doubles.nnz
-        cum = np.concatenate([[0.0], np.cumsum(w)])
+        cum = np.concatenate([[0.0], np.cumsum(self._row_work())])
         cuts = np.searchsorted(cum, cum[-1] * np.arange(1, nchunk) / nchunk)
         bounds = np.unique(np.clip(np.concatenate([[0], cuts, [nrow]]), 0, nrow))
         return (bounds + a0).astype(np.int64)

@@ -1,8 +1,9 @@
 """Properties of a CI vector on a product space of alpha x beta strings.
 
-All functions take this rank's block of the vector, rows ``alpha_range`` of
-the ``(n_a, n_b)`` matrix, and sum over ranks with ``comm`` (an mpi4py
-communicator, or None for a single process holding every row).
+All functions take this rank's tile of the vector, rows ``alpha_range`` x
+columns ``beta_range`` of the ``(n_a, n_b)`` matrix (default: all of it), and
+sum over ranks with ``comm`` (an mpi4py communicator, or None for a single
+process holding everything).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from .distributed import matvec_by_panels, resolve_panels
 from .strings import bit_count, occupation_matrix
 
 __all__ = [
@@ -35,11 +37,16 @@ def _allsum(a: np.ndarray, comm: Any | None) -> np.ndarray:
     return out
 
 
-def _block(ci: np.ndarray, n_a: int, alpha_range: tuple[int, int] | None) -> tuple[int, int]:
+def _tile(
+    ci: np.ndarray, n_a: int, n_b: int, alpha_range: tuple[int, int] | None, beta_range: tuple[int, int] | None
+) -> tuple[int, int]:
+    """(a0, b0) of a tile, checked against the shape of ``ci``."""
     a0, a1 = (0, n_a) if alpha_range is None else alpha_range
-    if ci.shape[-2] != a1 - a0:
-        raise ValueError(f"CI block has {ci.shape[-2]} rows, alpha_range {a0}:{a1} needs {a1 - a0}")
-    return a0, a1
+    b0, b1 = (0, n_b) if beta_range is None else beta_range
+    if ci.shape[-2:] != (a1 - a0, b1 - b0):
+        raise ValueError(f"CI tile has shape {ci.shape[-2:]}, alpha_range {a0}:{a1} x beta_range {b0}:{b1} needs "
+                         f"{(a1 - a0, b1 - b0)}")  # fmt: skip
+    return a0, b0
 
 
 def orbital_occupancies(
@@ -49,20 +56,21 @@ def orbital_occupancies(
     norb: int,
     *,
     alpha_range: tuple[int, int] | None = None,
+    beta_range: tuple[int, int] | None = None,
     comm: Any | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Alpha and beta orbital occupancies (diagonal of the spin 1-RDMs).
 
-    ``ci`` is this rank's block (rows ``alpha_range``) and need not be
-    normalized; the occupancies sum to the electron counts.
+    ``ci`` is this rank's tile and need not be normalized; the occupancies
+    sum to the electron counts.
     """
-    a0, a1 = _block(ci, len(alpha_strings), alpha_range)
+    a0, b0 = _tile(ci, len(alpha_strings), len(beta_strings), alpha_range, beta_range)
     c2 = np.square(ci)
-    w_a = c2.sum(axis=1)  # weight of each local alpha string
-    w_b = c2.sum(axis=0)  # this rank's weight of each beta string
+    w_a = c2.sum(axis=1)  # this rank's weight of each local alpha string
+    w_b = c2.sum(axis=0)  # and of each local beta string
     occ = np.empty(2 * norb + 1)
-    occ[:norb] = w_a @ occupation_matrix(np.asarray(alpha_strings[a0:a1], np.int64), norb)
-    occ[norb : 2 * norb] = w_b @ occupation_matrix(np.asarray(beta_strings, np.int64), norb)
+    occ[:norb] = w_a @ occupation_matrix(np.asarray(alpha_strings[a0 : a0 + len(w_a)], np.int64), norb)
+    occ[norb : 2 * norb] = w_b @ occupation_matrix(np.asarray(beta_strings[b0 : b0 + len(w_b)], np.int64), norb)
     occ[-1] = w_a.sum()
     occ = _allsum(occ, comm)
     return occ[:norb] / occ[-1], occ[norb : 2 * norb] / occ[-1]
@@ -86,7 +94,7 @@ def _s2_kernel(
     a0: int,
     a1: int,
     alpha_strings: np.ndarray,
-    beta_strings: np.ndarray,
+    beta_out: np.ndarray,
     bucket_ptr: np.ndarray,
     b_source: np.ndarray,
     b_target: np.ndarray,
@@ -95,15 +103,17 @@ def _s2_kernel(
     sz_term: float,
     c: np.ndarray,
     out: np.ndarray,
+    same: bool,
 ) -> None:
     # S^2 = Sz(Sz+1) + N_b - sum_pq E^a_qp E^b_pq. The p == q part of the sum
     # is n_pa n_pb, so the diagonal is Sz(Sz+1) + popcount(beta & ~alpha).
-    n_b = beta_strings.shape[0]
+    # c is a column panel (all rows), out the tile; beta links are local to both.
     for ia in numba.prange(a0, a1):
         row = ia - a0
         sa_str = alpha_strings[ia]
-        for ib in range(n_b):
-            out[row, ib] = (sz_term + bit_count(beta_strings[ib] & ~sa_str)) * c[ia, ib]
+        if same:
+            for ib in range(beta_out.shape[0]):
+                out[row, ib] = (sz_term + bit_count(beta_out[ib] & ~sa_str)) * c[ia, ib]
         r = ia - table_row0
         for k in range(a_indptr[r], a_indptr[r + 1]):
             p = a_p[k]
@@ -120,12 +130,14 @@ def _s2_kernel(
 
 
 class SpinSquareOperator:
-    """Matrix-free S^2 on rows ``alpha_range`` of a product space, from the single-excitation link tables.
+    """Matrix-free S^2 on the tile ``alpha_range x beta_range`` of a product space, from the single-excitation tables.
 
     ``alpha_singles`` must hold the links of every alpha string in
     ``alpha_range`` (its rows may be global or start at ``alpha_range[0]``);
     ``beta_singles`` those of every beta string. Tables follow the
     ``(indptr, target, p, q, sign)`` CSR convention ``a+_p a_q |i> = sign |target>``.
+    Input comes whole (:meth:`matvec`) or by column panels ``beta_bounds``
+    (:meth:`apply_panel`), as for :class:`~sqd_suite.diag.SubspaceHamiltonian`.
     """
 
     def __init__(
@@ -138,13 +150,18 @@ class SpinSquareOperator:
         beta_singles: Any,
         *,
         alpha_range: tuple[int, int] | None = None,
+        beta_range: tuple[int, int] | None = None,
+        beta_bounds: np.ndarray | None = None,
     ) -> None:
         self.alpha_strings = np.ascontiguousarray(alpha_strings, dtype=np.int64)
         self.beta_strings = np.ascontiguousarray(beta_strings, dtype=np.int64)
         self.norb = norb
         self.nelec = (int(nelec[0]), int(nelec[1]))
-        n_a = len(self.alpha_strings)
+        n_a, n_b = len(self.alpha_strings), len(self.beta_strings)
         self.alpha_range = (0, n_a) if alpha_range is None else (int(alpha_range[0]), int(alpha_range[1]))
+        self.beta_bounds, self.own_panel = resolve_panels(n_b, beta_range, beta_bounds)
+        b0, b1 = (int(x) for x in self.beta_bounds[self.own_panel : self.own_panel + 2])
+        self.beta_range = (b0, b1)
         a0, a1 = self.alpha_range
         indptr, target, p, q, sign = (np.asarray(x) for x in _link_arrays(alpha_singles))
         if len(indptr) == n_a + 1:
@@ -160,17 +177,32 @@ class SpinSquareOperator:
             q.astype(np.int64),
             sign.astype(np.float64),
         )
-        # Beta links bucketed by orbital pair (p, q), the order the kernel reads them.
+        # Beta links of the output columns bucketed by orbital pair (p, q), the
+        # order the kernel reads them, one set per input panel (local indices).
         b_indptr, b_target, b_p, b_q, b_sign = (np.asarray(x) for x in _link_arrays(beta_singles))
-        source = np.repeat(np.arange(len(b_indptr) - 1, dtype=np.int64), np.diff(b_indptr))
-        key = b_p.astype(np.int64) * norb + b_q.astype(np.int64)
+        lo, hi = int(b_indptr[b0]), int(b_indptr[b1])
+        source = np.repeat(np.arange(b0, b1, dtype=np.int64), np.diff(b_indptr[b0 : b1 + 1]))
+        key = b_p[lo:hi].astype(np.int64) * norb + b_q[lo:hi].astype(np.int64)
         order = np.argsort(key, kind="stable")
-        self._bucket_ptr = np.searchsorted(key[order], np.arange(norb * norb + 1)).astype(np.int64)
-        self._b_source = source[order]
-        self._b_target = b_target.astype(np.int64)[order]
-        self._b_sign = b_sign.astype(np.float64)[order]
+        key, source = key[order], source[order]
+        tgt = b_target[lo:hi].astype(np.int64)[order]
+        sgn = b_sign[lo:hi].astype(np.float64)[order]
+        self._panels = []
+        for k in range(self.beta_bounds.size - 1):
+            c0, c1 = int(self.beta_bounds[k]), int(self.beta_bounds[k + 1])
+            keep = (tgt >= c0) & (tgt < c1)
+            self._panels.append((
+                np.searchsorted(key[keep], np.arange(norb * norb + 1)).astype(np.int64),
+                source[keep] - b0,
+                tgt[keep] - c0,
+                sgn[keep],
+            ))  # fmt: skip
         sz = 0.5 * (self.nelec[0] - self.nelec[1])
         self._sz_term = sz * (sz + 1.0)
+
+    @property
+    def tile_shape(self) -> tuple[int, int]:
+        return (self.alpha_range[1] - self.alpha_range[0], self.beta_range[1] - self.beta_range[0])
 
     def needed_alpha_rows(self) -> np.ndarray:
         """Sorted global alpha indices whose rows ``matvec`` reads (the block and its single excitations)."""
@@ -181,25 +213,31 @@ class SpinSquareOperator:
         return np.union1d(np.arange(a0, a1, dtype=np.int64), links)
 
     def matvec(self, c_full: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``alpha_range`` of ``S^2 c``; ``c_full`` is (n_a, n_b), only rows linked to the block are read."""
+        """The tile of ``S^2 c``; ``c_full`` is (n_a, n_b), only rows linked to the tile's rows are read."""
+        c_full = np.ascontiguousarray(c_full, dtype=np.float64)
+        return matvec_by_panels(self, c_full, np.empty(self.tile_shape) if out is None else out)
+
+    def apply_panel(self, panel: np.ndarray, k: int, out: np.ndarray) -> np.ndarray:
+        """Add column panel ``k``'s contribution to the tile ``out``; the own panel (first!) assigns."""
         a0, a1 = self.alpha_range
-        if out is None:
-            out = np.empty((a1 - a0, len(self.beta_strings)))
+        b0, b1 = self.beta_range
+        bucket_ptr, b_source, b_target, b_sign = self._panels[k]
         _s2_kernel(
             *self._alpha,
             self._table_row0,
             a0,
             a1,
             self.alpha_strings,
-            self.beta_strings,
-            self._bucket_ptr,
-            self._b_source,
-            self._b_target,
-            self._b_sign,
+            self.beta_strings[b0:b1],
+            bucket_ptr,
+            b_source,
+            b_target,
+            b_sign,
             self.norb,
             self._sz_term,
-            c_full,
+            panel,
             out,
+            k == self.own_panel,
         )
         return out
 
@@ -210,9 +248,9 @@ def spin_square(
     *,
     comm: Any | None = None,
 ) -> float:
-    """<S^2> of a vector; ``c_full`` holds (at least) the rows the operator reads, rows ``op.alpha_range`` being this rank's block."""
-    a0, a1 = op.alpha_range
-    block = c_full[a0:a1]
+    """<S^2> of a vector; ``c_full`` holds (at least) the rows the operator reads, ``op``'s tile being this rank's."""
+    (a0, a1), (b0, b1) = op.alpha_range, op.beta_range
+    block = c_full[a0:a1, b0:b1]
     s2c = op.matvec(c_full)
     num = _allsum(np.array([np.vdot(block, s2c), np.vdot(block, block)]), comm)
     return float(num[0] / num[1])
@@ -225,15 +263,16 @@ def largest_determinants(
     k: int,
     *,
     alpha_range: tuple[int, int] | None = None,
+    beta_range: tuple[int, int] | None = None,
     comm: Any | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``k`` determinants of largest ``|c|``: (alpha strings, beta strings, coefficients), descending."""
-    a0, _ = _block(ci, len(alpha_strings), alpha_range)
+    a0, b0 = _tile(ci, len(alpha_strings), len(beta_strings), alpha_range, beta_range)
     flat = np.abs(ci).ravel()
     kk = min(k, flat.size)
     idx = np.argpartition(-flat, kk - 1)[:kk] if kk else np.zeros(0, dtype=np.int64)
-    ia, ib = np.divmod(idx, ci.shape[1])
-    cand = np.stack([np.asarray(alpha_strings)[a0 + ia], np.asarray(beta_strings)[ib]], axis=1).astype(np.int64)
+    ia, ib = np.divmod(idx, max(ci.shape[1], 1))
+    cand = np.stack([np.asarray(alpha_strings)[a0 + ia], np.asarray(beta_strings)[b0 + ib]], axis=1).astype(np.int64)
     coef = ci.ravel()[idx]
     if comm is not None and comm.Get_size() > 1:
         cand = np.concatenate(comm.allgather(cand))
@@ -251,6 +290,7 @@ def carryover_strings(
     threshold: float = 1e-4,
     max_strings: int | None = None,
     alpha_range: tuple[int, int] | None = None,
+    beta_range: tuple[int, int] | None = None,
     comm: Any | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Strings of the determinants with ``|c| > threshold``, each spin by descending marginal weight.
@@ -259,28 +299,27 @@ def carryover_strings(
     single amplitudes, ranked by summed ``c**2`` over the other spin), on a
     distributed vector. ``max_strings`` caps the count per spin.
     """
-    a0, _ = _block(ci, len(alpha_strings), alpha_range)
+    n_a, n_b = len(alpha_strings), len(beta_strings)
+    a0, b0 = _tile(ci, n_a, n_b, alpha_range, beta_range)
     big = np.abs(ci) > threshold
     c2 = np.square(ci)
-    n_b = len(beta_strings)
-    # Per string: marginal weight and whether any of its determinants passed.
-    w_a_local = c2.sum(axis=1)
-    keep_a_local = big.any(axis=1)
-    w_b = _allsum(np.concatenate([c2.sum(axis=0), big.any(axis=0).astype(np.float64)]), comm)
-    keep_b = w_b[n_b:] > 0
-    w_b = w_b[:n_b]
-    sel_a = np.flatnonzero(keep_a_local)
-    strs_a = np.asarray(alpha_strings)[a0 + sel_a]
-    wa = w_a_local[sel_a]
-    if comm is not None and comm.Get_size() > 1:
-        strs_a = np.concatenate(comm.allgather(strs_a))
-        wa = np.concatenate(comm.allgather(wa))
-    strs_a = strs_a[np.lexsort((strs_a, -wa))]
-    sel_b = np.flatnonzero(keep_b)
-    strs_b = np.asarray(beta_strings)[sel_b][np.lexsort((sel_b, -w_b[sel_b]))]
-    if max_strings is not None:
-        strs_a, strs_b = strs_a[:max_strings], strs_b[:max_strings]
-    return strs_a.astype(np.int64), strs_b.astype(np.int64)
+    # Per string of each spin: marginal weight and how many of its determinants passed,
+    # summed over the ranks that share its row or column (O(n_a + n_b) numbers).
+    marg = np.zeros(2 * (n_a + n_b))
+    ta, tb = ci.shape
+    marg[a0 : a0 + ta] = c2.sum(axis=1)
+    marg[n_a + b0 : n_a + b0 + tb] = c2.sum(axis=0)
+    marg[n_a + n_b + a0 : n_a + n_b + a0 + ta] = big.sum(axis=1)
+    marg[2 * n_a + n_b + b0 : 2 * n_a + n_b + b0 + tb] = big.sum(axis=0)
+    marg = _allsum(marg, comm)
+    picked = []
+    for strings, w, hits in (
+        (alpha_strings, marg[:n_a], marg[n_a + n_b : 2 * n_a + n_b]),
+        (beta_strings, marg[n_a : n_a + n_b], marg[2 * n_a + n_b :]),
+    ):
+        sel = np.flatnonzero(hits > 0)
+        picked.append(np.asarray(strings, dtype=np.int64)[sel][np.lexsort((sel, -w[sel]))][:max_strings])
+    return picked[0], picked[1]
 
 
 def map_ci_vector(
@@ -291,19 +330,23 @@ def map_ci_vector(
     new_beta: np.ndarray,
     *,
     alpha_range: tuple[int, int] | None = None,
+    beta_range: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Project a CI vector onto a new string set (a warm start for :func:`solve`).
 
     ``ci_old`` is the full ``(n_a_old, n_b_old)`` matrix or a stack of them
     ``(nroots, n_a_old, n_b_old)``. Determinants present in both sets keep
-    their coefficient, new ones get zero. Returns rows ``alpha_range`` of the
-    new ``(n_a_new, n_b_new)`` matrix (all rows by default), not normalized.
+    their coefficient, new ones get zero. Returns the tile ``alpha_range x
+    beta_range`` of the new ``(n_a_new, n_b_new)`` matrix (all of it by
+    default), not normalized.
     """
     old_alpha = np.asarray(old_alpha, np.int64)
     old_beta = np.asarray(old_beta, np.int64)
     new_alpha = np.asarray(new_alpha, np.int64)
     new_beta = np.asarray(new_beta, np.int64)
     a0, a1 = (0, len(new_alpha)) if alpha_range is None else alpha_range
+    b0, b1 = (0, len(new_beta)) if beta_range is None else beta_range
+    new_beta = new_beta[b0:b1]
     if ci_old.shape[-2:] != (len(old_alpha), len(old_beta)):
         raise ValueError(f"ci_old has shape {ci_old.shape}, strings give {(len(old_alpha), len(old_beta))}")
     rows_new = new_alpha[a0:a1]

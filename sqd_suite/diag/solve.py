@@ -2,8 +2,8 @@
 
 :func:`solve` is the entry point: integrals and strings in, a frozen
 :class:`DiagResult` out. Without ``comm`` it runs in one process; with an
-mpi4py communicator every rank holds a block of alpha rows of each vector
-(see :mod:`sqd_suite.diag.distributed`).
+mpi4py communicator every rank holds one (alpha block x beta block) tile of
+each vector (see :mod:`sqd_suite.diag.distributed`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from .davidson import davidson, davidson_memory_bytes
-from .distributed import BlockLayout, RowExchange, alpha_work_weights, partition_rows, set_threads_per_rank
+from .distributed import PanelExchange, TileLayout, choose_grid, set_threads_per_rank
 from .hamiltonian import SubspaceHamiltonian
 from .properties import SpinSquareOperator, largest_determinants, orbital_occupancies
 
@@ -33,21 +33,23 @@ DENSE_THRESHOLD = 100
 class DiagResult:
     """Result of :func:`solve`.
 
-    ``ci`` is this rank's block of rows ``alpha_range`` of the normalized CI
-    matrix, shape ``(a1 - a0, n_b)``, or ``(nroots, a1 - a0, n_b)`` when
-    ``nroots > 1``; its largest entry is positive. ``occupancies`` and
+    ``ci`` is this rank's tile, rows ``alpha_range`` x columns ``beta_range``,
+    of the normalized CI matrix, shape ``(a1 - a0, b1 - b0)``, or
+    ``(nroots, a1 - a0, b1 - b0)`` when ``nroots > 1``; its largest entry is
+    positive. ``grid`` is the ``(P_a, P_b)`` rank grid. ``occupancies`` and
     ``spin_square`` belong to the lowest root; ``spin_squares`` has one
     value per root. Energies include ``ecore``. ``timings`` holds seconds
     per phase: ``tables``, ``diagonal``, ``sigma``, ``davidson`` (solver
     overhead), ``communication`` (row exchange and reductions),
     ``properties`` and ``total``. ``comm_bytes`` is the number of bytes this
-    rank received in row exchanges.
+    rank received in panel exchanges.
     """
 
     energy: float
     energies: np.ndarray
     ci: np.ndarray
     alpha_range: tuple[int, int]
+    beta_range: tuple[int, int]
     alpha_strings: np.ndarray
     beta_strings: np.ndarray
     occupancies: tuple[np.ndarray, np.ndarray]
@@ -57,6 +59,7 @@ class DiagResult:
     converged: bool
     n_matvec: int = 0
     residual_norms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    grid: tuple[int, int] = (1, 1)
     comm_bytes: int = 0
     memory_bytes: int = 0
     timings: dict[str, float] = field(default_factory=dict)
@@ -68,12 +71,12 @@ class DiagResult:
 
 
 class _Operator:
-    """This rank's rows of (H + penalty) x, with the row exchange and timings."""
+    """This rank's tile of (H + penalty) x, with the panel exchange and timings."""
 
     def __init__(
         self,
-        ham: Any,
-        exchange: RowExchange | None,
+        ham: SubspaceHamiltonian,
+        exchange: PanelExchange | None,
         spin_op: SpinSquareOperator,
         spin_penalty: float,
         spin_target: float,
@@ -85,37 +88,43 @@ class _Operator:
         self.spin_penalty = spin_penalty
         self.spin_target = spin_target
         self.quadratic = quadratic
-        self.n_a, self.n_b = ham.shape
-        self.a0, self.a1 = ham.alpha_range
+        self.tile = ham.tile_shape
         self.sigma_seconds = 0.0
 
-    def full(self, x: np.ndarray) -> np.ndarray:
-        """The vector as an (n_a, n_b) matrix holding every row this rank reads."""
+    def _panels(self, x: np.ndarray, apply: Any) -> None:
+        """Call ``apply(k, panel)`` on every column panel of the vector whose tile is ``x``."""
         if self.exchange is None:
-            return x.reshape(self.n_a, self.n_b)
-        return self.exchange.gather(x)
+            apply(0, x.reshape(self.ham.shape))
+        else:
+            self.exchange.run(x, apply)
 
-    def penalty(self, c_full: np.ndarray) -> np.ndarray:
-        """This rank's rows of P x, P = S^2 - t or (S^2 - t)^2."""
-        y = self.spin_op.matvec(c_full)
-        y -= self.spin_target * c_full[self.a0 : self.a1]
+    def spin(self, x: np.ndarray) -> np.ndarray:
+        """This rank's tile of S^2 x."""
+        y = np.empty(self.tile)
+        self._panels(x, lambda k, panel: self.spin_op.apply_panel(panel, k, y))
+        return y
+
+    def penalty_from(self, x: np.ndarray, s2x: np.ndarray) -> np.ndarray:
+        """P x from S^2 x: S^2 x - t x, applied twice for the quadratic penalty."""
+        y = s2x - self.spin_target * x.reshape(self.tile)
         if self.quadratic:
-            # Reuses the exchange buffer: c_full is not read after this point.
-            y_full = self.full(y.ravel())
-            y2 = self.spin_op.matvec(y_full)
-            y2 -= self.spin_target * y
-            y = y2
+            y = self.spin(y) - self.spin_target * y
         return y
 
     def __call__(self, x: np.ndarray, out: np.ndarray) -> None:
-        c_full = self.full(x)
         t0 = time.perf_counter()
         comm0 = self.exchange.seconds if self.exchange is not None else 0.0
-        out2 = out.reshape(self.a1 - self.a0, self.n_b)
-        self.ham.matvec(c_full, out=out2)
-        if self.spin_penalty:
-            out2 += self.spin_penalty * self.penalty(c_full)
-        # The quadratic penalty's second exchange is communication, not sigma.
+        out2 = out.reshape(self.tile)
+        s2x = np.empty(self.tile) if self.spin_penalty else None
+
+        def apply(k: int, panel: np.ndarray) -> None:
+            self.ham.apply_panel(panel, k, out2)
+            if s2x is not None:
+                self.spin_op.apply_panel(panel, k, s2x)
+
+        self._panels(x, apply)
+        if s2x is not None:
+            out2 += self.spin_penalty * self.penalty_from(x, s2x)
         comm1 = self.exchange.seconds if self.exchange is not None else 0.0
         self.sigma_seconds += time.perf_counter() - t0 - (comm1 - comm0)
 
@@ -135,22 +144,23 @@ def _check_strings(strings: np.ndarray, norb: int, n: int, name: str) -> np.ndar
 
 
 def _initial_vectors(
-    ci0: np.ndarray | None, n_a: int, n_b: int, a0: int, a1: int
+    ci0: np.ndarray | None, n_a: int, n_b: int, tile: tuple[tuple[int, int], tuple[int, int]]
 ) -> np.ndarray:
-    """This rank's block of the warm-start vectors, shape (k, (a1 - a0) * n_b)."""
-    n_loc = (a1 - a0) * n_b
+    """This rank's tile of the warm-start vectors, shape (k, tile size)."""
+    (a0, a1), (b0, b1) = tile
+    n_loc = (a1 - a0) * (b1 - b0)
     if ci0 is None:
         return np.zeros((0, n_loc))
     c = np.asarray(ci0, dtype=np.float64)
     if c.ndim == 2:
         c = c[None]
-    if c.ndim != 3 or c.shape[2] != n_b or c.shape[1] not in (n_a, a1 - a0):
+    if c.ndim != 3 or c.shape[1:] not in ((n_a, n_b), (a1 - a0, b1 - b0)):
         raise ValueError(
-            f"ci0 must have shape ({n_a}, {n_b}) or this rank's ({a1 - a0}, {n_b}), "
+            f"ci0 must have shape ({n_a}, {n_b}) or this rank's tile ({a1 - a0}, {b1 - b0}), "
             f"optionally with a leading root axis; got {np.shape(ci0)}"
         )
-    if c.shape[1] == n_a:
-        c = c[:, a0:a1]
+    if c.shape[1:] == (n_a, n_b):
+        c = c[:, a0:a1, b0:b1]
     return np.ascontiguousarray(c).reshape(len(c), n_loc)
 
 
@@ -168,6 +178,7 @@ def solve(
     max_iter: int = 200,
     ci0: np.ndarray | None = None,
     comm: Any | None = None,
+    grid: tuple[int, int] | None = None,
     spin_penalty: float = 0.0,
     spin_target: float | None = None,
     residual_tol: float | None = None,
@@ -192,10 +203,14 @@ def solve(
             the end.
         max_iter: Maximum Davidson iterations.
         ci0: Warm start on the same strings: the full ``(n_a, n_b)`` matrix,
-            this rank's block of rows, or a stack of either for several
-            roots. Map a vector from other strings with
+            this rank's tile, or a stack of either for several roots. Map a
+            vector from other strings with
             :func:`~sqd_suite.diag.properties.map_ci_vector`.
-        comm: mpi4py communicator to distribute alpha rows over, or None.
+        comm: mpi4py communicator to distribute the vectors over, or None.
+        grid: ``(P_a, P_b)`` with ``P_a * P_b`` ranks: alpha blocks x beta
+            blocks. Default :func:`~sqd_suite.diag.distributed.choose_grid`:
+            alpha rows only (``P_b = 1``) unless a rank's receive buffer would
+            outgrow its Davidson vectors (docs/diag.md).
         spin_penalty: lambda in ``H + lambda * P`` with ``P = S^2 - t``, or
             ``(S^2 - t)^2`` when ``spin_target`` exceeds ``Sz(Sz+1)``. Pushes
             up states of the wrong spin; reported energies are ``<H>``.
@@ -206,7 +221,7 @@ def solve(
         dense_threshold: Up to this many determinants, diagonalize densely.
 
     Returns:
-        A :class:`DiagResult`; each rank holds its own block of the vectors.
+        A :class:`DiagResult`; each rank holds its own tile of the vectors.
     """
     t_start = time.perf_counter()
     timings = dict.fromkeys(("tables", "diagonal", "sigma", "davidson", "communication", "properties"), 0.0)
@@ -232,23 +247,31 @@ def solve(
 
     t0 = time.perf_counter()
     layout = None
-    a0, a1 = 0, n_a  # this rank's block of the returned vectors
+    tile = ((0, n_a), (0, n_b))  # this rank's tile of the returned vectors
     if size > 1:
-        layout = BlockLayout(partition_rows(alpha_work_weights(alpha, beta, norb), size), n_b)
-        a0, a1 = layout.range(comm.Get_rank())
-    # Rows this rank computes: its block, or all of them for a dense solve
-    # (tiny, so every rank does it and keeps its block at the end).
-    r0, r1 = (0, n_a) if dense else (a0, a1)
-    ham = SubspaceHamiltonian.from_integrals(h1, h2, norb, (n_alpha, n_beta), alpha, beta, alpha_range=(r0, r1))
+        grid = choose_grid(size, n_a, n_b) if grid is None else (int(grid[0]), int(grid[1]))
+        if grid[0] * grid[1] != size or min(grid) < 1:
+            raise ValueError(f"grid {grid} needs {grid[0] * grid[1]} ranks, the communicator has {size}")
+        layout = TileLayout.balanced(alpha, beta, norb, grid)
+        tile = layout.tile(comm.Get_rank())
+    # The tile this rank computes: its own, or everything for a dense solve
+    # (tiny, so every rank does it and keeps its tile at the end).
+    (a0, a1), (b0, b1) = tile
+    if dense or layout is None:
+        ranges: dict[str, Any] = {}
+    else:
+        ranges = {"alpha_range": (a0, a1), "beta_range": (b0, b1), "beta_bounds": layout.beta_bounds}
+    ham = SubspaceHamiltonian.from_integrals(h1, h2, norb, (n_alpha, n_beta), alpha, beta, **ranges)
     spin_op = SpinSquareOperator(alpha, beta, norb, (n_alpha, n_beta), ham.alpha_singles, ham.beta_singles,
-                                 alpha_range=(r0, r1))
+                                 **ranges)  # fmt: skip
     exchange = None
-    if layout is not None and not dense:
-        # S^2 reads rows one alpha single away: a subset of H's, kept explicitly.
-        needed = np.union1d(ham.needed_alpha_rows(), spin_op.needed_alpha_rows())
-        exchange = RowExchange(comm, layout, needed, n_a)
+    if ranges:
+        # S^2 reads a subset of the rows H reads from every panel.
+        needed = [ham.needed_alpha_rows(k) for k in range(layout.grid[1])]
+        exchange = PanelExchange(comm, layout, needed)
     timings["tables"] = time.perf_counter() - t0
     op = _Operator(ham, exchange, spin_op, float(spin_penalty), target, quadratic)
+    n_loc = (a1 - a0) * (b1 - b0)
 
     if dense:
         theta, vecs, n_iter, n_matvec, conv, rnorm = _dense(op, nroots)
@@ -259,49 +282,51 @@ def solve(
         h_diagonal = np.ascontiguousarray(ham.diagonal(), dtype=np.float64).ravel()
         diagonal = h_diagonal
         if spin_penalty:
-            diagonal = h_diagonal + spin_penalty * _penalty_diagonal(alpha[a0:a1], beta, sz, target, quadratic)
+            pen_diag = _penalty_diagonal(alpha[a0:a1], beta[b0:b1], sz, target, quadratic)
+            diagonal = h_diagonal + spin_penalty * pen_diag
         timings["diagonal"] = time.perf_counter() - t0
-        x0 = _initial_vectors(ci0, n_a, n_b, a0, a1)
+        x0 = _initial_vectors(ci0, n_a, n_b, tile)
         res = davidson(op, diagonal, x0, nroots=nroots, tol=tol, residual_tol=residual_tol,
                        max_iter=max_iter, max_space=max_space, comm=comm if size > 1 else None,
                        n_guess=_n_guess(nroots, quadratic and spin_penalty != 0.0),
-                       guess_diagonal=h_diagonal)
+                       guess_diagonal=h_diagonal)  # fmt: skip
         theta, vecs, n_iter, n_matvec = res.eigenvalues, res.vectors, res.n_iter, res.n_matvec
         conv, rnorm = res.converged, res.residual_norms
         timings["sigma"] = op.sigma_seconds
         timings["davidson"] = res.timings["davidson"]
         timings["communication"] = res.timings["communication"]
-        memory = davidson_memory_bytes((a1 - a0) * n_b, nroots=nroots, max_space=max_space) + 8 * (a1 - a0) * n_b
+        memory = davidson_memory_bytes(n_loc, nroots=nroots, max_space=max_space) + 8 * n_loc
         if exchange is not None:
-            memory += 8 * n_b * (exchange.rows_received + (a1 - a0))
+            memory += exchange.buffer_bytes
 
     # Properties: sign, <S^2>, penalty-free energies, occupancies.
     t0 = time.perf_counter()
     comm_p = comm if exchange is not None else None
-    vecs = vecs.reshape(nroots, r1 - r0, n_b)
+    vecs = vecs.reshape((nroots, *op.tile))
+    part = {"alpha_range": ham.alpha_range, "beta_range": ham.beta_range, "comm": comm_p}
     s2 = np.empty(nroots)
     energies = np.empty(nroots)
     for k in range(nroots):
-        _, _, top = largest_determinants(vecs[k], alpha, beta, 1, alpha_range=(r0, r1), comm=comm_p)
+        _, _, top = largest_determinants(vecs[k], alpha, beta, 1, **part)
         if top[0] < 0:
             vecs[k] *= -1.0
-        c_full = op.full(vecs[k].ravel())
-        s2c = spin_op.matvec(c_full)
+        s2c = op.spin(vecs[k])
         vals = np.array([np.vdot(vecs[k], s2c), np.vdot(vecs[k], vecs[k]), 0.0])
         if spin_penalty:
-            pen = op.penalty(c_full)
-            vals[2] = np.vdot(vecs[k], pen)
+            vals[2] = np.vdot(vecs[k], op.penalty_from(vecs[k], s2c))
         if comm_p is not None:
             from mpi4py import MPI
 
             comm_p.Allreduce(MPI.IN_PLACE, vals, op=MPI.SUM)
         s2[k] = vals[0] / vals[1]
         energies[k] = theta[k] - spin_penalty * vals[2] / vals[1] + ecore
-    occ = orbital_occupancies(vecs[0], alpha, beta, norb, alpha_range=(r0, r1), comm=comm_p)
-    vecs = np.ascontiguousarray(vecs[:, a0 - r0 : a1 - r0])
+    occ = orbital_occupancies(vecs[0], alpha, beta, norb, **part)
+    if dense:
+        vecs = vecs[:, a0:a1, b0:b1]
+    vecs = np.ascontiguousarray(vecs)
     comm_bytes = 0
     if exchange is not None:
-        # Row exchanges of the Davidson matvecs and of the properties above.
+        # Panel exchanges of the Davidson matvecs and of the properties above.
         timings["communication"] += exchange.seconds
         comm_bytes = exchange.bytes_received
         exchange.free()
@@ -312,6 +337,7 @@ def solve(
         energies=energies,
         ci=vecs[0] if nroots == 1 else vecs,
         alpha_range=(a0, a1),
+        beta_range=(b0, b1),
         alpha_strings=alpha,
         beta_strings=beta,
         occupancies=occ,
@@ -321,6 +347,7 @@ def solve(
         converged=bool(conv),
         n_matvec=n_matvec,
         residual_norms=np.asarray(rnorm),
+        grid=layout.grid if layout is not None else (1, 1),
         comm_bytes=comm_bytes,
         memory_bytes=int(memory),
         timings=timings,
@@ -349,7 +376,7 @@ def _penalty_diagonal(
 
 def _dense(op: _Operator, nroots: int) -> tuple[np.ndarray, np.ndarray, int, int, bool, np.ndarray]:
     """Build (H + penalty) column by column and diagonalize it with eigh."""
-    dim = op.n_a * op.n_b
+    dim = op.tile[0] * op.tile[1]
     mat = np.empty((dim, dim))
     e = np.zeros(dim)
     # Tiny matvecs: starting threads for each would cost more than the work.

@@ -32,7 +32,7 @@ import numpy as np
 
 from sqd_suite.config import SQDConfig
 from sqd_suite.diag.properties import carryover_strings, largest_determinants
-from sqd_suite.diag.solve import DENSE_THRESHOLD, DiagResult, solve
+from sqd_suite.diag.solve import DiagResult, solve
 from sqd_suite.recovery import bitstrings_to_strings, configuration_batches
 
 __all__ = [
@@ -112,8 +112,8 @@ class SQDResult:
     """Outcome of the loop.
 
     ``energy`` is the tight-tolerance energy (with ``ecore``) of the last
-    iteration's best batch; ``ci`` its normalized CI matrix rows
-    ``alpha_range`` on this rank (all rows without MPI). ``converged`` is
+    iteration's best batch; ``ci`` this rank's tile ``alpha_range x
+    beta_range`` of its normalized CI matrix (all of it without MPI). ``converged`` is
     true only when the loop met its energy and occupancy tolerances *and*
     the final eigensolve converged; ``warnings`` names everything that makes
     the number less than it seems (tiny subspace, full space, no
@@ -127,6 +127,7 @@ class SQDResult:
     beta_strings: np.ndarray
     ci: np.ndarray
     alpha_range: tuple[int, int]
+    beta_range: tuple[int, int]
     occupancies: tuple[np.ndarray, np.ndarray]
     spin_square: float
     top_alpha: np.ndarray
@@ -310,10 +311,12 @@ def _solve_batch(
     spin_penalty: float,
     carry_amp: float,
     n_top: int,
+    mpi_layout: str = "auto",
 ) -> tuple[DiagResult, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Solve one subspace (collective over ``comm``) and take what the loop keeps."""
     size = 1 if comm is None else comm.Get_size()
-    # The rows a rank holds are decided inside solve, so every rank builds the
+    grid = {"auto": None, "alpha_blocks": (size, 1), "beta_blocks": (1, size)}[mpi_layout]
+    # The tile a rank holds is decided inside solve, so every rank builds the
     # whole warm-start matrix and solve slices it. One full vector is small
     # next to a serial Davidson basis, but not next to a rank's block of a
     # huge distributed one: there, start cold.
@@ -322,12 +325,12 @@ def _solve_batch(
         ci0 = _sparse_block(warm, alpha, beta, (0, len(alpha)))
     res = solve(
         h1, h2, norb, nelec, alpha, beta,
-        ecore=ecore, tol=tol, max_iter=max_iter, ci0=ci0, comm=comm, spin_penalty=spin_penalty,
+        ecore=ecore, tol=tol, max_iter=max_iter, ci0=ci0, comm=comm, grid=grid, spin_penalty=spin_penalty,
     )
-    # a dense solve gives every rank all rows, so its properties need no reduction
-    pcomm = comm if size > 1 and len(alpha) * len(beta) > DENSE_THRESHOLD else None
-    carry = carryover_strings(res.ci, alpha, beta, threshold=carry_amp, alpha_range=res.alpha_range, comm=pcomm)
-    top = largest_determinants(res.ci, alpha, beta, n_top, alpha_range=res.alpha_range, comm=pcomm)
+    # Every rank holds only its tile (a dense solve too), so properties sum over ranks.
+    tile = {"alpha_range": res.alpha_range, "beta_range": res.beta_range, "comm": comm if size > 1 else None}
+    carry = carryover_strings(res.ci, alpha, beta, threshold=carry_amp, **tile)
+    top = largest_determinants(res.ci, alpha, beta, n_top, **tile)
     return res, carry, top
 
 
@@ -356,6 +359,7 @@ def kernel(
     max_davidson_iter: int = 200,
     seed: int = 0,
     comm: Any | None = None,
+    mpi_layout: str = "auto",
     history: Sequence[SQDIteration] = (),
     callback: Callable[[SQDIteration], None] | None = None,
     e_hf: float | None = None,
@@ -394,6 +398,8 @@ def kernel(
         comm: mpi4py communicator. With at least as many ranks as batches,
             the batches run in parallel on sub-communicators; otherwise all
             ranks solve each batch in turn.
+        mpi_layout: How each distributed solve tiles its vectors: 'auto',
+            'alpha_blocks' or 'beta_blocks' (see :class:`~sqd_suite.config.SQDConfig`).
         history: Completed iterations of an interrupted run: the loop
             continues after the last one and gives the numbers an
             uninterrupted run gives.
@@ -466,7 +472,7 @@ def kernel(
                 res, bcarry, top = _solve_batch(
                     h1, h2, norb, nelec, alpha, beta, ecore=ecore, tol=inner_davidson_tol,
                     max_iter=max_davidson_iter, warm=warm, comm=subcomm, spin_penalty=spin_penalty,
-                    carry_amp=carry_amp, n_top=WARM_START_DETERMINANTS,
+                    carry_amp=carry_amp, n_top=WARM_START_DETERMINANTS, mpi_layout=mpi_layout,
                 )
                 mine.append(_BatchOutcome(
                     b, res.energy, res.occupancies, bcarry, top, res.spin_square, res.converged,
@@ -530,7 +536,7 @@ def kernel(
     res, _, top = _solve_batch(
         h1, h2, norb, nelec, last.alpha_strings, last.beta_strings, ecore=ecore, tol=davidson_tol,
         max_iter=max_davidson_iter, warm=(last.top_alpha, last.top_beta, last.top_coef), comm=fcomm,
-        spin_penalty=spin_penalty, carry_amp=carry_amp, n_top=WARM_START_DETERMINANTS,
+        spin_penalty=spin_penalty, carry_amp=carry_amp, n_top=WARM_START_DETERMINANTS, mpi_layout=mpi_layout,
     )
     t_final = time.perf_counter() - t0
     loop_conv = last.converged
@@ -546,6 +552,7 @@ def kernel(
         beta_strings=last.beta_strings,
         ci=res.ci,
         alpha_range=res.alpha_range,
+        beta_range=res.beta_range,
         occupancies=res.occupancies,
         spin_square=float(res.spin_square),
         top_alpha=top[0],
@@ -609,6 +616,7 @@ class SQD:
         self.max_dim = cfg.max_dim
         self.davidson_tol = cfg.davidson_tol
         self.inner_davidson_tol = cfg.inner_davidson_tol
+        self.mpi_layout = cfg.mpi_layout
         self.result: SQDResult | None = None
 
     def kernel(
@@ -642,6 +650,7 @@ class SQD:
             inner_davidson_tol=self.inner_davidson_tol,
             seed=self.seed,
             comm=self.comm,
+            mpi_layout=self.mpi_layout,
             history=history,
             callback=callback,
             e_hf=ham.e_hf,

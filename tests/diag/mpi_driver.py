@@ -77,12 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spin-penalty", type=float, default=0.0)
     ap.add_argument("--spin-target", type=float, default=None)
     ap.add_argument("--sigma-repeats", type=int, default=0, help="time this many sigmas instead of solving")
+    ap.add_argument("--grid", type=int, nargs=2, default=None, metavar=("P_A", "P_B"),
+                    help="rank grid (alpha blocks, beta blocks); default choose_grid")
     ap.add_argument("--addon-loop", action="store_true",
                     help="run qiskit-addon-sqd's diagonalize_fermionic_hamiltonian with our sci_solver instead")
     args = ap.parse_args(argv)
 
     from sqd_suite.diag import solve
-    from sqd_suite.diag.distributed import BlockLayout, RowExchange, alpha_work_weights, partition_rows, set_threads_per_rank
+    from sqd_suite.diag.distributed import PanelExchange, TileLayout, choose_grid, set_threads_per_rank
     from sqd_suite.diag.hamiltonian import SubspaceHamiltonian
 
     comm = MPI.COMM_WORLD
@@ -106,40 +108,52 @@ def main(argv: list[str] | None = None) -> int:
         p_occ = np.r_[np.full(norb - n_b_el, 0.1), np.full(n_b_el, 0.9), np.full(norb - n_a_el, 0.1),
                       np.full(n_a_el, 0.9)]
         bits = np.random.default_rng(11).random((3000, 2 * norb)) < p_occ
-        solver = functools.partial(sci_solver, tol=args.tol, comm=comm if comm.Get_size() > 1 else None)
+        grid = tuple(args.grid) if args.grid else None
+        solver = functools.partial(sci_solver, tol=args.tol, comm=comm if comm.Get_size() > 1 else None, grid=grid)
         res = diagonalize_fermionic_hamiltonian(h1, h2, bits, samples_per_batch=100, norb=norb, nelec=nelec,
                                                 num_batches=2, max_iterations=2, seed=3, sci_solver=solver)
         out.update(energy=res.energy, shape=list(res.sci_state.amplitudes.shape),
                    occ_a=np.asarray(res.orbital_occupancies[0]).tolist())
     elif args.sigma_repeats:
         threads = set_threads_per_rank(comm) if comm.Get_size() > 1 else None
-        bounds = partition_rows(alpha_work_weights(alpha, beta, norb), comm.Get_size())
-        layout = BlockLayout(bounds, len(beta))
-        a0, a1 = layout.range(comm.Get_rank())
-        ham = SubspaceHamiltonian.from_integrals(h1, h2, norb, nelec, alpha, beta, alpha_range=(a0, a1))
-        x = np.random.default_rng(1).normal(size=(len(alpha), len(beta)))[a0:a1].copy()
+        grid = tuple(args.grid) if args.grid else choose_grid(comm.Get_size(), len(alpha), len(beta))
+        layout = TileLayout.balanced(alpha, beta, norb, grid)
+        (a0, a1), (b0, b1) = layout.tile(comm.Get_rank())
+        ham = SubspaceHamiltonian.from_integrals(h1, h2, norb, nelec, alpha, beta, alpha_range=(a0, a1),
+                                                 beta_range=(b0, b1), beta_bounds=layout.beta_bounds)
+        x_full = np.random.default_rng(1).normal(size=(len(alpha), len(beta)))
+        x = x_full[a0:a1, b0:b1].copy()
         y = np.empty_like(x)
-        exchange = RowExchange(comm, layout, ham.needed_alpha_rows(), len(alpha)) if comm.Get_size() > 1 else None
-        full = exchange.gather(x) if exchange else x
-        ham.matvec(full, out=y)  # warm-up (JIT)
+        exchange = None
+        if comm.Get_size() > 1:
+            exchange = PanelExchange(comm, layout, [ham.needed_alpha_rows(k) for k in range(layout.grid[1])])
+
+        def sigma() -> None:
+            if exchange is None:
+                ham.matvec(x_full, out=y)
+            else:
+                exchange.run(x, lambda k, panel: ham.apply_panel(panel, k, y))
+
+        sigma()  # warm-up (JIT)
         comm.Barrier()
         t0 = time.perf_counter()
         c0 = time.process_time()
         for _ in range(args.sigma_repeats):
-            full = exchange.gather(x) if exchange else x
-            ham.matvec(full, out=y)
+            sigma()
         # CPU seconds of the busiest rank: on a shared machine wall time also
         # measures how much CPU the scheduler gave us.
         cpu = comm.allreduce((time.process_time() - c0) / args.sigma_repeats, op=MPI.MAX)
         comm.Barrier()
         dt = (time.perf_counter() - t0) / args.sigma_repeats
         norm = comm.allreduce(float(np.vdot(y, y)))
-        out.update(sigma_seconds=dt, sigma_cpu_seconds=cpu, sigma_norm=norm, threads=threads,
-                   bytes_per_sigma=comm.allreduce(exchange.bytes_per_gather if exchange else 0),
-                   rows=[int(b) for b in bounds])
+        out.update(sigma_seconds=dt, sigma_cpu_seconds=cpu, sigma_norm=norm, threads=threads, grid=list(grid),
+                   bytes_per_sigma=comm.allreduce(exchange.bytes_per_sigma if exchange else 0),
+                   buffer_bytes=comm.allgather(exchange.buffer_bytes if exchange else 0),
+                   tiles=comm.allgather(layout.tile(comm.Get_rank())),
+                   work=comm.allgather(ham.work_per_sigma()))
     else:
         res = solve(h1, h2, norb, nelec, alpha, beta, ecore=ecore, nroots=args.nroots, tol=args.tol,
-                    comm=comm, dense_threshold=args.dense_threshold,
+                    comm=comm, dense_threshold=args.dense_threshold, grid=tuple(args.grid) if args.grid else None,
                     spin_penalty=args.spin_penalty, spin_target=args.spin_target)
         blocks = comm.gather(res.ci if res.ci.ndim == 2 else res.ci[0], root=0)
         out.update(
@@ -149,12 +163,17 @@ def main(argv: list[str] | None = None) -> int:
             occ_b=res.occupancies[1].tolist(),
             n_iter=res.n_iter,
             alpha_ranges=comm.allgather(res.alpha_range),
+            beta_ranges=comm.allgather(res.beta_range),
+            grid=list(res.grid),
             converged=res.converged,
             comm_bytes=comm.allreduce(res.comm_bytes),
             timings=res.timings,
         )
+        tiles = comm.gather((res.alpha_range, res.beta_range), root=0)
         if comm.Get_rank() == 0:
-            ci = np.concatenate(blocks, axis=0)
+            ci = np.zeros((len(alpha), len(beta)))
+            for ((a0, a1), (b0, b1)), block in zip(tiles, blocks):
+                ci[a0:a1, b0:b1] = block
             out["ci_first"] = ci.ravel()[:20].tolist()
             out["ci_norm"] = float(np.vdot(ci, ci))
     if comm.Get_rank() == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -12,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sqd_suite.diag import alpha_work_weights, excitation_counts, partition_rows, solve
+from sqd_suite.diag import TileLayout, alpha_work_weights, choose_grid, excitation_counts, partition_rows, solve
+from sqd_suite.diag.distributed import receive_buffer_bytes, resolve_panels
 
 DRIVER = Path(__file__).with_name("mpi_driver.py")
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
@@ -64,11 +66,12 @@ def _serial(path: Path, nroots: int = 1, truncate: int | None = None, **kwargs: 
 
 @pytest.mark.mpi
 @pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
-@pytest.mark.parametrize("nroots", [1, 2])
-def test_two_ranks_match_serial(nroots: int, problem_file: Path) -> None:
-    par = _run(2, "--npz", str(problem_file), "--nroots", str(nroots))
+@pytest.mark.parametrize(("nroots", "grid"), [(1, (2, 1)), (1, (1, 2)), (2, (2, 1)), (2, (1, 2))])
+def test_two_ranks_match_serial(nroots: int, grid: tuple[int, int], problem_file: Path) -> None:
+    # Alpha-row blocks (2 x 1) and beta-column blocks (1 x 2, two panels per sigma).
+    par = _run(2, "--npz", str(problem_file), "--nroots", str(nroots), "--grid", *map(str, grid))
     ref = _serial(problem_file, nroots)
-    assert par["ranks"] == 2 and par["converged"]
+    assert par["ranks"] == 2 and par["converged"] and tuple(par["grid"]) == grid
     np.testing.assert_allclose(par["energies"], ref["energies"], atol=1e-9, rtol=0)
     np.testing.assert_allclose(par["occ_a"], ref["occ_a"], atol=1e-7)
     assert abs(par["ci_norm"] - 1.0) < 1e-10
@@ -80,23 +83,55 @@ def test_two_ranks_match_serial(nroots: int, problem_file: Path) -> None:
 
 @pytest.mark.mpi
 @pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
-def test_two_ranks_dense_path_returns_blocks(problem_file: Path) -> None:
+def test_four_ranks_two_by_two_tiles_match_serial(problem_file: Path) -> None:
+    # A real 2-D grid: each rank owns one (alpha block x beta block) tile.
+    par = _run(4, "--npz", str(problem_file), "--grid", "2", "2", "--spin-penalty", "0.3")
+    ref = _serial(problem_file, spin_penalty=0.3)
+    assert par["grid"] == [2, 2] and par["converged"]
+    assert abs(par["energies"][0] - ref["energies"][0]) < 1e-9
+    assert abs(par["spin_square"] - ref["s2"]) < 1e-8
+    np.testing.assert_allclose(par["occ_a"], ref["occ_a"], atol=1e-7)
+    np.testing.assert_allclose(par["ci_first"], ref["ci"].ravel()[:20], atol=1e-6)
+    assert abs(par["ci_norm"] - 1.0) < 1e-10
+    tiles = {(tuple(a), tuple(b)) for a, b in zip(par["alpha_ranges"], par["beta_ranges"])}
+    assert len(tiles) == 4 and sum((a1 - a0) * (b1 - b0) for (a0, a1), (b0, b1) in tiles) == 60 * 60
+
+
+@pytest.mark.mpi
+@pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
+def test_sigma_tiles_exchange_formula(problem_file: Path) -> None:
+    # One sigma on 2 x 1 and 1 x 2 grids: same vector norm as one rank, and the
+    # bytes moved equal the panel rows each tile reads, 8 D (P - 1) at most.
+    one = _run(None, "--npz", str(problem_file), "--sigma-repeats", "1")
+    for grid in (("2", "1"), ("1", "2")):
+        par = _run(2, "--npz", str(problem_file), "--sigma-repeats", "1", "--grid", *grid)
+        assert abs(par["sigma_norm"] - one["sigma_norm"]) < 1e-9 * one["sigma_norm"]
+        assert 0 < par["bytes_per_sigma"] <= 8 * 3600 * 1
+        assert sum(par["work"]) == one["work"][0]
+
+
+@pytest.mark.mpi
+@pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
+@pytest.mark.parametrize("grid", [("2", "1"), ("1", "2")])
+def test_two_ranks_dense_path_returns_tiles(grid: tuple[str, str], problem_file: Path) -> None:
     # Below the dense threshold every rank diagonalizes the whole matrix but
-    # still returns only its own block of rows.
-    par = _run(2, "--npz", str(problem_file), "--dense-threshold", "100", "--truncate", "9")
+    # still returns only its own tile.
+    par = _run(2, "--npz", str(problem_file), "--dense-threshold", "100", "--truncate", "9", "--grid", *grid)
     ref = _serial(problem_file, truncate=9)
     assert abs(par["energies"][0] - ref["energies"][0]) < 1e-9
-    (a0, a1), (b0, b1) = par["alpha_ranges"]
-    assert a0 == 0 and a1 == b0 and b1 == ref["ci"].shape[0] and a1 > 0
+    split = par["alpha_ranges"] if grid == ("2", "1") else par["beta_ranges"]
+    (a0, a1), (b0, b1) = split
+    assert a0 == 0 and a1 == b0 and b1 == 9 and a1 > 0
     assert abs(par["ci_norm"] - 1.0) < 1e-10
     assert par["comm_bytes"] == 0
 
 
 @pytest.mark.mpi
 @pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
-def test_two_ranks_quadratic_spin_penalty(problem_file: Path) -> None:
-    # (S^2 - t)^2 needs a second row exchange inside each matvec.
-    par = _run(2, "--npz", str(problem_file), "--spin-penalty", "0.5", "--spin-target", "2.0")
+@pytest.mark.parametrize("grid", [("2", "1"), ("1", "2")])
+def test_two_ranks_quadratic_spin_penalty(grid: tuple[str, str], problem_file: Path) -> None:
+    # (S^2 - t)^2 needs a second panel exchange inside each matvec.
+    par = _run(2, "--npz", str(problem_file), "--spin-penalty", "0.5", "--spin-target", "2.0", "--grid", *grid)
     ref = _serial(problem_file, spin_penalty=0.5, spin_target=2.0)
     assert abs(par["spin_square"] - ref["s2"]) < 1e-8
     assert abs(par["energies"][0] - ref["energies"][0]) < 1e-9
@@ -107,8 +142,8 @@ def test_two_ranks_quadratic_spin_penalty(problem_file: Path) -> None:
 @pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
 def test_sci_solver_in_qiskit_addon_sqd_spmd_mode(problem_file: Path) -> None:
     # qiskit-addon-sqd's collective mode: every rank runs the loop, our solver
-    # distributes each subspace, rank 0 gets the full amplitudes.
-    par = _run(2, "--npz", str(problem_file), "--addon-loop", "--tol", "1e-11")
+    # distributes each subspace over beta-column tiles, rank 0 gets the full amplitudes.
+    par = _run(2, "--npz", str(problem_file), "--addon-loop", "--tol", "1e-11", "--grid", "1", "2")
     ser = _run(None, "--npz", str(problem_file), "--addon-loop", "--tol", "1e-11")
     assert abs(par["energy"] - ser["energy"]) < 1e-9
     assert par["shape"] == ser["shape"]
@@ -117,12 +152,14 @@ def test_sci_solver_in_qiskit_addon_sqd_spmd_mode(problem_file: Path) -> None:
 
 @pytest.mark.mpi
 @pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
-def test_more_ranks_than_alpha_strings(problem_file: Path) -> None:
-    # 3 ranks, 2 alpha rows: one rank owns nothing and still takes part.
-    par = _run(3, "--npz", str(problem_file), "--truncate", "2")
+@pytest.mark.parametrize("grid", [("3", "1"), ("1", "3")])
+def test_more_ranks_than_strings(grid: tuple[str, str], problem_file: Path) -> None:
+    # 3 ranks, 2 strings per spin: one rank owns nothing and still takes part.
+    par = _run(3, "--npz", str(problem_file), "--truncate", "2", "--grid", *grid)
     ref = _serial(problem_file, truncate=2)
     assert abs(par["energies"][0] - ref["energies"][0]) < 1e-9
-    assert sorted(b - a for a, b in par["alpha_ranges"]) == [0, 1, 1]
+    split = par["alpha_ranges"] if grid == ("3", "1") else par["beta_ranges"]
+    assert sorted(b - a for a, b in split) == [0, 1, 1]
 
 
 @pytest.mark.mpi
@@ -159,3 +196,33 @@ def test_excitation_counts_by_brute_force() -> None:
     n = len(strings)
     expected = s * s.sum() + n * (s + d) + (s + d).sum() + n
     np.testing.assert_allclose(w, expected)
+
+
+def test_grid_choice_keeps_receive_buffers_beside_the_vectors() -> None:
+    # Speed (bench/diag.py --tiles): P_b near sqrt(P) / 2 where memory allows.
+    assert choose_grid(2, 1000, 1000) == (2, 1) and choose_grid(4, 1000, 1000) == (4, 1)
+    assert choose_grid(8, 1000, 1000) == (4, 2) and choose_grid(16, 3000, 3000) == (8, 2)
+    # Memory: receive buffers never outgrow the rank's Davidson vectors, so P_b rises with P.
+    for size in (32, 64, 1024):
+        p_a, p_b = choose_grid(size, 10**5, 10**5)
+        assert p_a * p_b == size and p_b >= math.sqrt(size) / 2 / math.sqrt(2)
+        assert receive_buffer_bytes(10**5, 10**5, p_b) <= 8 * 26 * 1e10 / size
+    assert choose_grid(1024, 10**5, 10**5) == (8, 128)  # the smallest P_b that fits
+    assert choose_grid(64, 10**5, 2) == (32, 2)  # P_b never exceeds the beta strings
+
+
+def test_tile_layout_covers_the_matrix_once() -> None:
+    rng = np.random.default_rng(4)
+    from pyscf.fci import cistring
+
+    strings = np.sort(rng.choice(np.asarray(cistring.make_strings(range(10), 4)), 90, replace=False))
+    layout = TileLayout.balanced(strings, strings[:50], 10, (3, 2))
+    assert layout.grid == (3, 2)
+    seen = np.zeros((90, 50), dtype=int)
+    for rank in range(6):
+        (a0, a1), (b0, b1) = layout.tile(rank)
+        assert layout.rank_of(*layout.coords(rank)) == rank
+        seen[a0:a1, b0:b1] += 1
+    assert np.all(seen == 1)
+    bounds, own = resolve_panels(50, layout.tile(3)[1], layout.beta_bounds)
+    assert own == 1 and bounds.tolist() == layout.beta_bounds.tolist()

@@ -71,36 +71,62 @@ def test_sigma_subset_matches_selected_ci(norb: int, nelec: tuple[int, int], fra
     np.testing.assert_allclose(ham.diagonal(), hdiag, rtol=0, atol=1e-12 * np.abs(hdiag).max())
 
 
-def test_alpha_range_blocks_concatenate_and_read_only_needed_rows() -> None:
+@pytest.mark.parametrize(
+    ("alpha_bounds", "beta_bounds"),
+    [([0, 1, 17, 18, 40, None], [0, None]), ([0, None], [0, 3, 20, 21, None]), ([0, 13, 30, None], [0, 0, 9, 25, None])],
+)
+def test_tiles_assemble_sigma_and_read_only_needed_rows(alpha_bounds: list, beta_bounds: list) -> None:
+    # Tiles of (alpha block x beta block), each applied panel by panel, give
+    # PySCF's sigma; rows a panel does not list as needed may hold anything.
     norb, nelec = 10, (4, 3)
     rng = np.random.default_rng(7)
     h1, h2 = _random_integrals(norb, seed=8)
     sa, sb = _subset(norb, nelec[0], 0.3, rng), _subset(norb, nelec[1], 0.4, rng)
+    ab = np.array([sa.size if x is None else x for x in alpha_bounds])
+    bb = np.array([sb.size if x is None else x for x in beta_bounds])
     c = rng.standard_normal((sa.size, sb.size))
+    ref = _pyscf_sci(h1, h2, norb, nelec, sa, sb, c)
     ham = SubspaceHamiltonian.from_integrals(h1, h2, norb, nelec, sa, sb, block_size=8)
-    full = ham.matvec(c)
-    bounds = [0, 1, 17, 18, 40, sa.size]
-    blocks, diags, work = [], [], 0
-    for a0, a1 in zip(bounds[:-1], bounds[1:]):
-        part = SubspaceHamiltonian.from_integrals(h1, h2, norb, nelec, sa, sb, alpha_range=(a0, a1), block_size=8)
-        assert part.alpha_range == (a0, a1)
-        # Rows outside needed_alpha_rows must not influence the result.
-        needed = part.needed_alpha_rows()
-        masked = np.full_like(c, np.nan)
-        masked[needed] = c[needed]
-        blocks.append(part.matvec(masked))
-        diags.append(part.diagonal())
-        work += part.work_per_sigma()
-    # Blocks regroup the K-wide buckets, so only rounding may differ.
-    np.testing.assert_allclose(np.vstack(blocks), full, rtol=0, atol=1e-13 * np.abs(full).max())
-    np.testing.assert_allclose(np.vstack(diags), ham.diagonal(), rtol=0, atol=1e-13 * np.abs(full).max())
+    got = np.full_like(c, np.nan)
+    diag = np.full_like(c, np.nan)
+    work = 0
+    for a0, a1 in zip(ab[:-1], ab[1:]):
+        for b0, b1 in zip(bb[:-1], bb[1:]):
+            part = ham.with_tile((a0, a1), (b0, b1), beta_bounds=bb)
+            assert (part.alpha_range, part.beta_range) == ((a0, a1), (b0, b1))
+            out = np.empty(part.tile_shape)
+            order = [(part.own_panel + s) % (bb.size - 1) for s in range(bb.size - 1)]
+            for k in order:
+                panel = np.full((sa.size, bb[k + 1] - bb[k]), np.nan)
+                needed = part.needed_alpha_rows(k)
+                panel[needed] = c[needed, bb[k] : bb[k + 1]]
+                part.apply_panel(panel, k, out)
+            got[a0:a1, b0:b1] = out
+            np.testing.assert_array_equal(part.matvec(c), out)
+            diag[a0:a1, b0:b1] = part.diagonal()
+            work += part.work_per_sigma()
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+    hdiag = selected_ci.make_hdiag(h1, h2, (sa, sb), norb, nelec).reshape(ham.shape)
+    np.testing.assert_allclose(diag, hdiag, rtol=0, atol=1e-12 * np.abs(hdiag).max())
     assert work == ham.work_per_sigma()
     # Per-row weights (counted from hole strings, no tables) sum to the tables' W over any block.
     w = ham.alpha_weights()
     np.testing.assert_allclose(w.sum(), ham.work_per_sigma())
-    np.testing.assert_allclose(w[17:40].sum(), ham.with_alpha_range((17, 40)).work_per_sigma())
-    empty = ham.with_alpha_range((5, 5))
-    assert empty.matvec(c).shape == (0, sb.size)
+    np.testing.assert_allclose(w[17:40].sum(), ham.with_tile((17, 40)).work_per_sigma())
+    assert ham.with_tile((5, 5)).matvec(c).shape == (0, sb.size)
+    assert ham.with_tile(None, (4, 4)).matvec(c).shape == (sa.size, 0)
+
+
+def test_other_panels_read_only_the_block_and_its_singles() -> None:
+    norb, nelec = 9, (3, 2)
+    rng = np.random.default_rng(3)
+    h1, h2 = _random_integrals(norb, seed=4)
+    sa, sb = _subset(norb, nelec[0], 0.5, rng), _subset(norb, nelec[1], 0.5, rng)
+    part = SubspaceHamiltonian.from_integrals(h1, h2, norb, nelec, sa, sb, alpha_range=(10, 12),
+                                              beta_range=(0, 8), beta_bounds=[0, 8, sb.size])  # fmt: skip
+    nbits = np.bitwise_count(sa[:, None] ^ sa[None, 10:12])
+    np.testing.assert_array_equal(part.needed_alpha_rows(1), np.flatnonzero((nbits <= 2).any(axis=1)))
+    np.testing.assert_array_equal(part.needed_alpha_rows(0), np.flatnonzero((nbits <= 4).any(axis=1)))
 
 
 def test_needed_rows_are_the_row_block_and_its_excitations() -> None:
@@ -174,6 +200,8 @@ def test_input_validation() -> None:
         SubspaceHamiltonian.from_integrals(h1, bad, norb, nelec, s, s)
     with pytest.raises(ValueError, match="alpha_range"):
         SubspaceHamiltonian.from_integrals(h1, h2, norb, nelec, s, s, alpha_range=(3, s.size + 1))
+    with pytest.raises(ValueError, match="not one of the panels"):
+        SubspaceHamiltonian.from_integrals(h1, h2, norb, nelec, s, s, beta_range=(0, 3), beta_bounds=[0, 2, s.size])
     ham = SubspaceHamiltonian.from_integrals(h1, h2, norb, nelec, s, s)
     with pytest.raises(ValueError, match="shape"):
         ham.matvec(np.zeros((s.size, s.size + 1)))

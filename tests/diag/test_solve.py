@@ -221,6 +221,8 @@ def test_map_ci_vector_keeps_common_determinants() -> None:
     expected = np.array([[1.0, 0.0, 2.0], [0.0, 0.0, 0.0], [5.0, 0.0, 6.0]])
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(map_ci_vector(ci, old_a, old_b, new_a, new_b, alpha_range=(1, 3)), expected[1:])
+    tile = map_ci_vector(ci, old_a, old_b, new_a, new_b, alpha_range=(0, 2), beta_range=(1, 3))
+    np.testing.assert_array_equal(tile, expected[0:2, 1:3])
 
 
 def test_largest_determinants_and_carryover(water) -> None:

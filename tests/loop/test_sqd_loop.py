@@ -147,9 +147,10 @@ def test_sqd_object_reads_config(h8):
 
 
 @pytest.mark.mpi
-def test_two_mpi_ranks_equal_one(tmp_path, molecule_yaml):
+@pytest.mark.parametrize("layout", ["auto", "beta_blocks"])
+def test_two_mpi_ranks_equal_one(tmp_path, molecule_yaml, layout):
     cfg = molecule_yaml(tmp_path, "h8_chain.yaml", "h8mpi", {"shots": 5000},
-                {"samples_per_batch": 60, "num_batches": 2, "max_iterations": 2})
+                {"samples_per_batch": 60, "num_batches": 2, "max_iterations": 2, "mpi_layout": layout})
     from sqd_suite.runner import run
 
     out1, out2 = tmp_path / "one.h5", tmp_path / "two.h5"

@@ -191,9 +191,10 @@ class SQDConfig(_Section):
     davidson_tol: float = Field(1e-8, gt=0, description="Eigensolver tolerance of the final iteration.")
     inner_davidson_tol: float = Field(1e-5, gt=0, description="Eigensolver tolerance of inner iterations.")
     mpi_layout: Literal["auto", "alpha_blocks", "beta_blocks"] = Field(
-        "auto", description="How a solve on P MPI ranks tiles the CI vector: 'alpha_blocks' (P x 1 grid, fastest "
-        "kernels, each rank may receive the whole vector), 'beta_blocks' (1 x P, two panels of 1/P of it), or "
-        "'auto' (alpha blocks unless the receive buffers would outgrow the rank's Davidson vectors; docs/diag.md).",
+        "auto", description="How a solve on P MPI ranks tiles the CI vector: 'alpha_blocks' (a P x 1 grid: a rank "
+        "may receive the whole vector), 'beta_blocks' (1 x P: two column panels of 1/P of it), or 'auto' (P_a x P_b "
+        "with P_b near sqrt(P)/2, the fastest measured, raised until the receive buffers fit beside the rank's "
+        "Davidson vectors; docs/diag.md).",
     )
 
 

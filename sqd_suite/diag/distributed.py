@@ -269,7 +269,6 @@ class PanelExchange:
                 if len(send_rows[r])
             ]
             self._rounds.append((k, recvs, sends))
-        self.rows_received = int(sum(len(r) for r in recv_rows))
         self.bytes_per_sigma = int(sum(8 * len(recv_rows[r]) * widths[layout.coords(r)[1]] for r in range(size)))
         width = int(widths.max(initial=0))
         self._buffers = [np.zeros(n_a * (int(widths[0]) if p_b == 1 else width)) for _ in range(min(p_b, 2))]

@@ -217,3 +217,25 @@ def test_sigma_larger_subset_matches_selected_ci() -> None:
     got = sigma(h1, h2, norb, nelec, sa, sb, c)
     ref = _pyscf_sci(h1, h2, norb, nelec, sa, sb, c)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-11 * np.abs(ref).max())
+
+
+def test_spin_square_tiles_match_pyscf_operator() -> None:
+    # S^2 by tiles and panels equals PySCF's S^2 applied on the full space.
+    from pyscf.fci import spin_op
+
+    from sqd_suite.diag import SpinSquareOperator
+    from sqd_suite.diag.tables import build_singles
+
+    norb, nelec = 6, (3, 2)
+    sa, sb = full_strings(norb, nelec[0]), full_strings(norb, nelec[1])
+    c = np.random.default_rng(5).standard_normal((sa.size, sb.size))
+    ref = spin_op.contract_ss(c, norb, nelec)
+    singles = (build_singles(sa, norb, nelec[0]), build_singles(sb, norb, nelec[1]))
+    bounds = np.array([0, 4, 11, sb.size])
+    got = np.full_like(c, np.nan)
+    for a0, a1 in ((0, 7), (7, sa.size)):
+        for b0, b1 in zip(bounds[:-1], bounds[1:]):
+            op = SpinSquareOperator(sa, sb, norb, nelec, *singles, alpha_range=(a0, a1), beta_range=(b0, b1),
+                                    beta_bounds=bounds)  # fmt: skip
+            got[a0:a1, b0:b1] = op.matvec(c)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * np.abs(ref).max())

@@ -25,6 +25,7 @@ from .properties import (
     largest_determinants,
     map_ci_vector,
     orbital_occupancies,
+    place_determinants,
     spin_square,
 )
 from .solve import DiagResult, solve
@@ -46,6 +47,7 @@ __all__ = [
     "map_ci_vector",
     "orbital_occupancies",
     "partition_rows",
+    "place_determinants",
     "sci_solver",
     "sigma",
     "solve",

@@ -22,13 +22,18 @@ from typing import Any
 import numpy as np
 from qiskit_addon_sqd.fermion import SCIResult, SCIState
 
-from .properties import map_ci_vector
+from .properties import largest_determinants, map_ci_vector
 from .solve import DiagResult, solve
 
 __all__ = ["SCISolver", "sci_solver"]
 
 # PySCF's fix_spin_ default shift, which qiskit-addon-sqd's solve_sci uses with spin_sq.
 _PYSCF_SPIN_SHIFT = 0.1
+
+# Determinants of the previous best state that warm-start a distributed solve:
+# enough to hold nearly all the weight of an SQD ground state, few enough that
+# every rank keeps them (100 kB).
+MPI_WARM_DETERMINANTS = 4096
 
 
 def _as_strings(strings: Any) -> np.ndarray:
@@ -116,8 +121,10 @@ class SCISolver:
 
     SQD iterations change the strings only partly, so the previous ground
     state mapped onto the new strings (:func:`map_ci_vector`) is a much
-    better start than the lowest diagonal element. Warm starts need the full
-    vector on every rank, so they are used without MPI only.
+    better start than the lowest diagonal element. Under MPI no rank holds
+    the whole vector: its ``MPI_WARM_DETERMINANTS`` largest determinants
+    (gathered collectively) are the start instead, each rank placing those
+    of its own tile.
     """
 
     def __init__(
@@ -137,9 +144,11 @@ class SCISolver:
         self.grid = grid
         self.spin_sq = spin_sq
         self.spin_shift = spin_shift
-        self.warm_start = warm_start and (comm is None or comm.Get_size() == 1)
+        self.warm_start = warm_start
         self.last: DiagResult | None = None
         self.results: list[DiagResult] = []
+        self._distributed = comm is not None and comm.Get_size() > 1
+        self._warm: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __call__(
         self,
@@ -155,8 +164,10 @@ class SCISolver:
         prev = self.last
         for strs_a, strs_b in ci_strings:
             alpha, beta = _as_strings(strs_a), _as_strings(strs_b)
-            ci0 = None
-            if prev is not None:
+            ci0: Any = None
+            if self._distributed:
+                ci0 = self._warm
+            elif prev is not None:
                 ci0 = map_ci_vector(prev.ci, prev.alpha_strings, prev.beta_strings, alpha, beta)
                 if not np.any(ci0):
                     ci0 = None
@@ -178,5 +189,10 @@ class SCISolver:
             self.results.append(res)
             out.append(_to_sci_result(res, norb, nelec, self.comm))
         if self.warm_start and self.results:
-            self.last = min(self.results, key=lambda r: r.energy)
+            self.last = best = min(self.results, key=lambda r: r.energy)
+            if self._distributed:
+                self._warm = largest_determinants(
+                    best.ci if best.ci.ndim == 2 else best.ci[0], best.alpha_strings, best.beta_strings,
+                    MPI_WARM_DETERMINANTS, alpha_range=best.alpha_range, beta_range=best.beta_range, comm=self.comm,
+                )  # fmt: skip
         return out

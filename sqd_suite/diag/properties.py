@@ -22,6 +22,7 @@ __all__ = [
     "largest_determinants",
     "map_ci_vector",
     "orbital_occupancies",
+    "place_determinants",
     "spin_square",
 ]
 
@@ -356,4 +357,34 @@ def map_ci_vector(
     hit_b = np.flatnonzero(old_beta[pos_b] == new_beta) if len(old_beta) else np.zeros(0, np.int64)
     out = np.zeros(ci_old.shape[:-2] + (a1 - a0, len(new_beta)))
     out[..., hit_a[:, None], hit_b[None, :]] = ci_old[..., pos_a[hit_a][:, None], pos_b[hit_b][None, :]]
+    return out
+
+
+def place_determinants(
+    determinants: tuple[np.ndarray, np.ndarray, np.ndarray],
+    alpha_strings: np.ndarray,
+    beta_strings: np.ndarray,
+    *,
+    alpha_range: tuple[int, int] | None = None,
+    beta_range: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """The tile ``alpha_range x beta_range`` of the vector holding ``determinants`` on new strings.
+
+    ``determinants`` is ``(alpha strings, beta strings, coefficients)``, e.g.
+    from :func:`largest_determinants`; those outside the string set are
+    dropped, every other entry is zero. A sparse warm start for a solve on
+    any layout: each rank builds only its tile.
+    """
+    det_a, det_b, coef = (np.asarray(x) for x in determinants)
+    alpha = np.asarray(alpha_strings, np.int64)
+    beta = np.asarray(beta_strings, np.int64)
+    a0, a1 = (0, len(alpha)) if alpha_range is None else alpha_range
+    b0, b1 = (0, len(beta)) if beta_range is None else beta_range
+    ia = np.searchsorted(alpha, det_a)
+    ib = np.searchsorted(beta, det_b)
+    hit = (ia < len(alpha)) & (ib < len(beta))
+    hit[hit] &= (alpha[ia[hit]] == det_a[hit]) & (beta[ib[hit]] == det_b[hit])
+    hit &= (ia >= a0) & (ia < a1) & (ib >= b0) & (ib < b1)
+    out = np.zeros((a1 - a0, b1 - b0))
+    out[ia[hit] - a0, ib[hit] - b0] = coef[hit]
     return out

@@ -18,7 +18,7 @@ import numpy as np
 from .davidson import davidson, davidson_memory_bytes
 from .distributed import PanelExchange, TileLayout, choose_grid, set_threads_per_rank
 from .hamiltonian import SubspaceHamiltonian
-from .properties import SpinSquareOperator, largest_determinants, orbital_occupancies
+from .properties import SpinSquareOperator, largest_determinants, orbital_occupancies, place_determinants
 
 __all__ = ["DiagResult", "solve"]
 
@@ -144,13 +144,18 @@ def _check_strings(strings: np.ndarray, norb: int, n: int, name: str) -> np.ndar
 
 
 def _initial_vectors(
-    ci0: np.ndarray | None, n_a: int, n_b: int, tile: tuple[tuple[int, int], tuple[int, int]]
+    ci0: Any, alpha: np.ndarray, beta: np.ndarray, tile: tuple[tuple[int, int], tuple[int, int]]
 ) -> np.ndarray:
     """This rank's tile of the warm-start vectors, shape (k, tile size)."""
     (a0, a1), (b0, b1) = tile
+    n_a, n_b = len(alpha), len(beta)
     n_loc = (a1 - a0) * (b1 - b0)
     if ci0 is None:
         return np.zeros((0, n_loc))
+    if isinstance(ci0, tuple) and len(ci0) == 3:
+        # Determinants: each rank places those of its tile (an all-zero guess is dropped).
+        c = place_determinants(ci0, alpha, beta, alpha_range=(a0, a1), beta_range=(b0, b1))
+        return c.reshape(1, n_loc)
     c = np.asarray(ci0, dtype=np.float64)
     if c.ndim == 2:
         c = c[None]
@@ -176,7 +181,7 @@ def solve(
     nroots: int = 1,
     tol: float = 1e-8,
     max_iter: int = 200,
-    ci0: np.ndarray | None = None,
+    ci0: np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     comm: Any | None = None,
     grid: tuple[int, int] | None = None,
     spin_penalty: float = 0.0,
@@ -205,7 +210,11 @@ def solve(
         ci0: Warm start on the same strings: the full ``(n_a, n_b)`` matrix,
             this rank's tile, or a stack of either for several roots. Map a
             vector from other strings with
-            :func:`~sqd_suite.diag.properties.map_ci_vector`.
+            :func:`~sqd_suite.diag.properties.map_ci_vector`; or determinants
+            ``(alpha strings, beta strings, coefficients)`` on any strings
+            (e.g. :func:`~sqd_suite.diag.properties.largest_determinants` of
+            a previous solve), which each rank places in its own tile, so a
+            distributed solve never builds the whole vector.
         comm: mpi4py communicator to distribute the vectors over, or None.
         grid: ``(P_a, P_b)`` with ``P_a * P_b`` ranks: alpha blocks x beta
             blocks. Default :func:`~sqd_suite.diag.distributed.choose_grid`:
@@ -285,7 +294,7 @@ def solve(
             pen_diag = _penalty_diagonal(alpha[a0:a1], beta[b0:b1], sz, target, quadratic)
             diagonal = h_diagonal + spin_penalty * pen_diag
         timings["diagonal"] = time.perf_counter() - t0
-        x0 = _initial_vectors(ci0, n_a, n_b, tile)
+        x0 = _initial_vectors(ci0, alpha, beta, tile)
         res = davidson(op, diagonal, x0, nroots=nroots, tol=tol, residual_tol=residual_tol,
                        max_iter=max_iter, max_space=max_space, comm=comm if size > 1 else None,
                        n_guess=_n_guess(nroots, quadratic and spin_penalty != 0.0),

@@ -50,9 +50,6 @@ __all__ = [
 # the run file small.
 WARM_START_DETERMINANTS = 4096
 
-# Largest full warm-start matrix a rank of a distributed solve builds (bytes).
-WARM_START_MAX_BYTES = 1 << 29
-
 # Energy changes are compared with this much slack for round-off (Ha).
 _ROUNDOFF = 1e-12
 
@@ -245,30 +242,6 @@ def _cap_strings(
     return np.sort(strings[order])
 
 
-def _sparse_block(
-    top: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-    alpha: np.ndarray,
-    beta: np.ndarray,
-    alpha_range: tuple[int, int],
-) -> np.ndarray | None:
-    """Rows ``alpha_range`` of a sparse vector on new strings (None if it misses them all)."""
-    if top is None or len(top[2]) == 0:
-        return None
-    ta, tb, tc = top
-    ia = np.searchsorted(alpha, ta)
-    ib = np.searchsorted(beta, tb)
-    hit = (ia < len(alpha)) & (ib < len(beta))
-    hit[hit] &= (alpha[ia[hit]] == ta[hit]) & (beta[ib[hit]] == tb[hit])
-    if not hit.any():
-        return None
-    a0, a1 = alpha_range
-    out = np.zeros((a1 - a0, len(beta)))
-    rows = ia[hit]
-    mine = (rows >= a0) & (rows < a1)
-    out[rows[mine] - a0, ib[hit][mine]] = tc[hit][mine]
-    return out
-
-
 def _split(comm: Any | None, num_batches: int) -> tuple[Any | None, list[int], Any | None]:
     """(sub-communicator, batches this rank works on, communicator to free)."""
     if comm is None or comm.Get_size() == 1:
@@ -316,13 +289,8 @@ def _solve_batch(
     """Solve one subspace (collective over ``comm``) and take what the loop keeps."""
     size = 1 if comm is None else comm.Get_size()
     grid = {"auto": None, "alpha_blocks": (size, 1), "beta_blocks": (1, size)}[mpi_layout]
-    # The tile a rank holds is decided inside solve, so every rank builds the
-    # whole warm-start matrix and solve slices it. One full vector is small
-    # next to a serial Davidson basis, but not next to a rank's block of a
-    # huge distributed one: there, start cold.
-    ci0 = None
-    if size == 1 or 8 * len(alpha) * len(beta) <= WARM_START_MAX_BYTES:
-        ci0 = _sparse_block(warm, alpha, beta, (0, len(alpha)))
+    # Each rank places the kept determinants in its own tile (inside solve).
+    ci0 = warm if warm is not None and len(warm[2]) else None
     res = solve(
         h1, h2, norb, nelec, alpha, beta,
         ecore=ecore, tol=tol, max_iter=max_iter, ci0=ci0, comm=comm, grid=grid, spin_penalty=spin_penalty,

@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="rank grid (alpha blocks, beta blocks); default choose_grid")
     ap.add_argument("--addon-loop", action="store_true",
                     help="run qiskit-addon-sqd's diagonalize_fermionic_hamiltonian with our sci_solver instead")
+    ap.add_argument("--scisolver-twice", action="store_true",
+                    help="SCISolver on the strings, then on all but the last 3 of each spin (warm) and cold")
     args = ap.parse_args(argv)
 
     from sqd_suite.diag import solve
@@ -114,6 +116,19 @@ def main(argv: list[str] | None = None) -> int:
                                                 num_batches=2, max_iterations=2, seed=3, sci_solver=solver)
         out.update(energy=res.energy, shape=list(res.sci_state.amplitudes.shape),
                    occ_a=np.asarray(res.orbital_occupancies[0]).tolist())
+    elif args.scisolver_twice:
+        from sqd_suite.diag import SCISolver
+
+        grid = tuple(args.grid) if args.grid else None
+        pcomm = comm if comm.Get_size() > 1 else None
+        solver = SCISolver(tol=args.tol, comm=pcomm, grid=grid)
+        solver([(alpha, beta)], h1, h2, norb, nelec)
+        # The next SQD iteration's strings overlap the previous ones.
+        nxt = (alpha[:-3], beta[:-3])
+        warm = solver([nxt], h1, h2, norb, nelec)
+        cold = solve(h1, h2, norb, nelec, *nxt, tol=args.tol, comm=comm, grid=grid)
+        out.update(warm_iter=solver.results[0].n_iter, cold_iter=cold.n_iter, warm_energy=warm[0].energy,
+                   cold_energy=cold.energy)
     elif args.sigma_repeats:
         threads = set_threads_per_rank(comm) if comm.Get_size() > 1 else None
         grid = tuple(args.grid) if args.grid else choose_grid(comm.Get_size(), len(alpha), len(beta))

@@ -151,6 +151,17 @@ def test_sci_solver_in_qiskit_addon_sqd_spmd_mode(problem_file: Path) -> None:
 
 
 @pytest.mark.mpi
+@pytest.mark.slow  # JAX start-up in every process
+@pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
+def test_scisolver_warm_starts_across_ranks(problem_file: Path) -> None:
+    # SCISolver under MPI warm-starts from the previous state's largest
+    # determinants, each rank placing those of its tile.
+    par = _run(2, "--npz", str(problem_file), "--scisolver-twice", "--grid", "1", "2", "--tol", "1e-10")
+    assert par["warm_iter"] < par["cold_iter"]
+    assert abs(par["warm_energy"] - par["cold_energy"]) < 1e-9
+
+
+@pytest.mark.mpi
 @pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
 @pytest.mark.parametrize("grid", [("3", "1"), ("1", "3")])
 def test_more_ranks_than_strings(grid: tuple[str, str], problem_file: Path) -> None:

@@ -14,6 +14,7 @@ from sqd_suite.diag import (
     largest_determinants,
     map_ci_vector,
     orbital_occupancies,
+    place_determinants,
     solve,
 )
 
@@ -190,6 +191,10 @@ def test_warm_start_from_loose_solution(n2) -> None:
     assert loose.n_iter < cold.n_iter
     assert abs(warm.energy - cold.energy) < 1e-9
     assert warm.n_iter < cold.n_iter
+    # ... and from its largest determinants only (what distributed loops keep).
+    sparse = solve(h1, h2, norb, nelec, alpha, beta, tol=1e-11, ci0=largest_determinants(loose.ci, alpha, beta, 300))
+    assert abs(sparse.energy - cold.energy) < 1e-9
+    assert sparse.n_iter < cold.n_iter
 
 
 def test_warm_start_from_mapped_vector(n2) -> None:
@@ -209,6 +214,17 @@ def test_warm_start_from_mapped_vector(n2) -> None:
     assert abs(warm.energy - cold.energy) < 1e-9
     assert warm.energy <= old.energy + 1e-12
     assert warm.n_iter <= cold.n_iter
+    # The sparse form: the old state's largest determinants, placed by solve itself.
+    dets = largest_determinants(old.ci, small_a, small_b, 200)
+    placed = place_determinants(dets, small_a, small_b)
+    kept = placed != 0
+    assert kept.sum() == 200 and np.array_equal(placed[kept], old.ci[kept])
+    assert np.abs(old.ci[~kept]).max() <= np.abs(old.ci[kept]).min()
+    sparse = solve(h1, h2, norb, nelec, big_a, big_b, tol=1e-10, ci0=dets)
+    assert abs(sparse.energy - cold.energy) < 1e-9
+    assert sparse.n_iter <= cold.n_iter
+    tile = place_determinants(dets, big_a, big_b, alpha_range=(3, 20), beta_range=(5, 9))
+    np.testing.assert_array_equal(tile, place_determinants(dets, big_a, big_b)[3:20, 5:9])
 
 
 def test_map_ci_vector_keeps_common_determinants() -> None:

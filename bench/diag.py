@@ -63,11 +63,21 @@ class N2Problem:
 
 
 def n2_problem(bond_length: float = 1.1) -> N2Problem:
-    """RHF N2/cc-pVDZ, 2 frozen core orbitals: 26 active orbitals, (5, 5) electrons."""
+    """RHF N2/cc-pVDZ, 2 frozen core orbitals: 26 active orbitals, (5, 5) electrons.
+
+    The pi pairs are put in the suite's fixed gauge (``canonical_orbitals``):
+    otherwise each process gets its own rotation and, on the same strings,
+    its own subspace energy.
+    """
     from pyscf import ao2mo, gto, mcscf, scf
 
+    from sqd_suite.hamiltonian import canonical_orbitals
+
     mol = gto.M(atom=f"N 0 0 0; N 0 0 {bond_length}", basis="cc-pvdz", verbose=0)
-    mf = scf.RHF(mol).run()
+    mf = scf.RHF(mol)
+    mf.conv_tol = 1e-10
+    mf.run()
+    mf.mo_coeff = canonical_orbitals(mf.mo_coeff, mf.mo_energy, mf.mo_occ)
     norb = mol.nao - 2
     cas = mcscf.CASCI(mf, norb, (5, 5))
     h1, ecore = cas.get_h1eff()

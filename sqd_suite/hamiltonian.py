@@ -22,6 +22,7 @@ from sqd_suite.errors import SQDInputError
 __all__ = [
     "ActiveSpaceHamiltonian",
     "build_hamiltonian",
+    "canonical_orbitals",
     "exact_energy",
     "hamiltonian_from_fcidump",
     "hamiltonian_from_integrals",
@@ -141,6 +142,42 @@ def _occupancies_from_rdm1(rdm1, active: list[int]) -> tuple[np.ndarray, np.ndar
     """Per-spin diagonal on the active orbitals; a spin-summed (restricted) 1-RDM is halved."""
     da, db = (rdm1 / 2, rdm1 / 2) if isinstance(rdm1, np.ndarray) and rdm1.ndim == 2 else rdm1
     return np.diag(da)[active].copy(), np.diag(db)[active].copy()
+
+
+def canonical_orbitals(
+    mo_coeff: np.ndarray, mo_energy: np.ndarray, mo_occ: np.ndarray | None = None, *, tol: float = 1e-6
+) -> np.ndarray:
+    """The same orbitals in a fixed gauge: degenerate shells rotated to one basis, signs fixed.
+
+    An SCF solver returns any rotation within a degenerate shell (N2's pi
+    pairs), and it differs from process to process; a string subspace is not
+    invariant to it, so two runs of one molecule would give different SQD
+    energies. Within each group of orbitals of equal energy (to ``tol``) and
+    equal occupation, the orbitals are rotated to diagonalize
+    ``C_g^T W C_g`` with ``W = diag(1, 2, ..., n_basis)`` (which basis
+    functions they live on), in ascending order; then each orbital's sign
+    makes ``sum_mu (mu + 1) C[mu, i]`` positive. Energies of the canonical
+    HF orbitals are unchanged (a rotation inside a degenerate block keeps
+    the Fock matrix diagonal).
+    """
+    c = np.array(mo_coeff, dtype=np.float64, copy=True)
+    e = np.asarray(mo_energy, dtype=np.float64)
+    occ = np.zeros_like(e) if mo_occ is None else np.asarray(mo_occ, dtype=np.float64)
+    weights = np.arange(1.0, c.shape[0] + 1.0)
+    start = 0
+    for i in range(1, len(e) + 1):
+        if i < len(e) and abs(e[i] - e[i - 1]) < tol and occ[i] == occ[i - 1]:
+            continue
+        if i - start > 1:
+            block = c[:, start:i]
+            _, rot = np.linalg.eigh(block.T @ (weights[:, None] * block))
+            c[:, start:i] = block @ rot
+        start = i
+    proj = weights @ c
+    # A projection that vanishes by symmetry falls back on the largest coefficient.
+    big = np.abs(c).argmax(axis=0)
+    ref = np.where(np.abs(proj) > 1e-8 * np.abs(c).sum(axis=0), proj, c[big, np.arange(c.shape[1])])
+    return c * np.where(ref < 0, -1.0, 1.0)
 
 
 def _ccsd(mf, frozen: list[int], active: list[int], closed_shell: bool):
@@ -321,6 +358,7 @@ def _build(config: RunConfig, compute_ccsd: bool) -> ActiveSpaceHamiltonian:
     mf.kernel()
     if not mf.converged:
         mf = mf.newton().run()
+    mf.mo_coeff = canonical_orbitals(mf.mo_coeff, mf.mo_energy, mf.mo_occ)
     nmo = mf.mo_coeff.shape[1]
     active, nelec = _active_orbitals(config, mol, nmo)
     norb = len(active)
@@ -479,4 +517,5 @@ def _scf_on_integrals(h1: np.ndarray, h2: np.ndarray, norb: int, nelec: tuple[in
     if not mf.converged:
         mf = mf.newton()
         mf.kernel(mf.make_rdm1())
+    mf.mo_coeff = canonical_orbitals(mf.mo_coeff, mf.mo_energy, mf.mo_occ)
     return mf

@@ -6,7 +6,12 @@ from pyscf import fci, gto, mcscf, scf
 
 from sqd_suite.config import config_from_dict
 from sqd_suite.errors import SQDInputError
-from sqd_suite.hamiltonian import build_hamiltonian, hamiltonian_from_fcidump, hamiltonian_from_integrals
+from sqd_suite.hamiltonian import (
+    build_hamiltonian,
+    canonical_orbitals,
+    hamiltonian_from_fcidump,
+    hamiltonian_from_integrals,
+)
 
 H2O = "O 0 0 0; H 0 0.757 0.587; H 0 -0.757 0.587"
 
@@ -128,3 +133,47 @@ def test_corrupt_fcidump(tmp_path):
     path.write_text("this is not an FCIDUMP\n")
     with pytest.raises(SQDInputError, match="active_space.fcidump"):
         hamiltonian_from_fcidump(path)
+
+
+def test_canonical_orbitals_fix_the_gauge_of_degenerate_shells():
+    # Any rotation inside N2's degenerate pi pairs, and any signs, give the same orbitals back.
+    mol = gto.M(atom="N 0 0 0; N 0 0 1.1", basis="6-31g", verbose=0)
+    mf = scf.RHF(mol).run(conv_tol=1e-11)
+    c, e, occ = mf.mo_coeff, mf.mo_energy, mf.mo_occ
+    ref = canonical_orbitals(c, e, occ)
+    pairs = [i for i in range(len(e) - 1) if abs(e[i + 1] - e[i]) < 1e-6]
+    assert len(pairs) >= 2  # pi_u and pi_g* at least
+    rng = np.random.default_rng(0)
+    mixed = c * rng.choice([-1.0, 1.0], size=len(e))
+    for i in pairs:
+        t = rng.uniform(0, 2 * np.pi)
+        rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+        mixed[:, i : i + 2] = mixed[:, i : i + 2] @ rot
+    np.testing.assert_allclose(canonical_orbitals(mixed, e, occ), ref, atol=1e-9)
+    # Still canonical HF orbitals: the Fock matrix stays diagonal with the same energies.
+    fock = ref.T @ mf.get_fock() @ ref
+    np.testing.assert_allclose(fock, np.diag(e), atol=1e-7)
+
+
+@pytest.mark.slow  # two fresh processes
+def test_two_processes_build_the_same_n2_hamiltonian(tmp_path):
+    # N2's pi pairs come out of SCF rotated differently in each process; the
+    # fixed gauge makes runs of one YAML reproducible (not just their FCI).
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    code = (
+        "import sys, numpy as np\n"
+        "from sqd_suite.config import load_config\n"
+        "from sqd_suite.hamiltonian import build_hamiltonian\n"
+        "h = build_hamiltonian(load_config(sys.argv[1]), compute_ccsd=False)\n"
+        "np.savez(sys.argv[2], h1=h.h1, h2=h.h2)\n"
+    )
+    for i in range(2):
+        subprocess.run([sys.executable, "-c", code, str(repo / "molecules" / "n2_631g.yaml"), str(tmp_path / f"{i}.npz")],
+                       check=True, timeout=300)
+    a, b = np.load(tmp_path / "0.npz"), np.load(tmp_path / "1.npz")
+    np.testing.assert_allclose(a["h1"], b["h1"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(a["h2"], b["h2"], rtol=0, atol=1e-9)

@@ -333,8 +333,18 @@ def build_hamiltonian(config: RunConfig, *, compute_ccsd: bool = True) -> Active
 
     When the full space exceeds ``active_space.exact_max_dim``, a recorded
     ``active_space.reference_energy`` stands in, marked as given.
+
+    PySCF runs on one OpenMP thread here: threaded sums round differently
+    from run to run, and the LUCJ ansatz's factorization of ``t2`` turns
+    1e-13 differences into a different circuit wherever its eigenvalues are
+    degenerate (N2's pi pairs). One thread makes a YAML give bit-identical
+    integrals, amplitudes and samples in every run; SCF and CCSD of SQD-sized
+    active spaces take seconds either way.
     """
-    ham = _build(config, compute_ccsd)
+    from pyscf import lib
+
+    with lib.with_omp_threads(1):
+        ham = _build(config, compute_ccsd)
     if ham.e_exact is None and config.active_space.reference_energy is not None:
         ham = replace(ham, e_exact=float(config.active_space.reference_energy), exact_method="given")
     return ham

@@ -156,9 +156,11 @@ def test_canonical_orbitals_fix_the_gauge_of_degenerate_shells():
 
 
 @pytest.mark.slow  # two fresh processes
-def test_two_processes_build_the_same_n2_hamiltonian(tmp_path):
-    # N2's pi pairs come out of SCF rotated differently in each process; the
-    # fixed gauge makes runs of one YAML reproducible (not just their FCI).
+def test_two_processes_build_the_same_n2_hamiltonian_and_circuit(tmp_path):
+    # N2's pi pairs come out of SCF rotated differently in each process, and
+    # the LUCJ factorization of t2 amplifies round-off in its degenerate
+    # eigenspaces; the fixed gauge and one PySCF thread make runs of one YAML
+    # reproducible bit for bit (not just their FCI).
     import subprocess
     import sys
     from pathlib import Path
@@ -168,12 +170,14 @@ def test_two_processes_build_the_same_n2_hamiltonian(tmp_path):
         "import sys, numpy as np\n"
         "from sqd_suite.config import load_config\n"
         "from sqd_suite.hamiltonian import build_hamiltonian\n"
-        "h = build_hamiltonian(load_config(sys.argv[1]), compute_ccsd=False)\n"
-        "np.savez(sys.argv[2], h1=h.h1, h2=h.h2)\n"
+        "from sqd_suite.circuits import build_lucj_ansatz\n"
+        "cfg = load_config(sys.argv[1])\n"
+        "h = build_hamiltonian(cfg)\n"
+        "np.savez(sys.argv[2], h1=h.h1, h2=h.h2, t2=h.t2, lucj=build_lucj_ansatz(h, cfg.circuit).to_parameters())\n"
     )
     for i in range(2):
         subprocess.run([sys.executable, "-c", code, str(repo / "molecules" / "n2_631g.yaml"), str(tmp_path / f"{i}.npz")],
                        check=True, timeout=300)
     a, b = np.load(tmp_path / "0.npz"), np.load(tmp_path / "1.npz")
-    np.testing.assert_allclose(a["h1"], b["h1"], rtol=0, atol=1e-9)
-    np.testing.assert_allclose(a["h2"], b["h2"], rtol=0, atol=1e-9)
+    for key in ("h1", "h2", "t2", "lucj"):
+        np.testing.assert_array_equal(a[key], b[key])

@@ -175,7 +175,7 @@ def test_two_mpi_ranks_equal_one(tmp_path, molecule_yaml, layout):
 # FCI of N2/6-31G (16 orbitals, (5, 5)) at 1.1 A; see molecules/n2_631g.yaml.
 N2_FCI = -109.103365
 # Documented in docs/results.md: with 20k noisy exact shots, 300 samples per
-# batch, 2 batches and 6 iterations the loop ends 7.4 mHa above FCI (measured).
+# batch, 2 batches and 6 iterations the loop ends 5.2 mHa above FCI (measured; every run the same).
 N2_MARGIN = 0.010
 
 

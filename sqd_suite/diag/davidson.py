@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,7 +190,7 @@ def davidson(
     restart_keep: int = 2,
     comm: Any | None = None,
     n_guess: int | None = None,
-    guess_diagonal: np.ndarray | None = None,
+    guess_diagonal: np.ndarray | Sequence[np.ndarray] | None = None,
     lindep: float = 1e-10,
     callback: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
 ) -> DavidsonResult:
@@ -218,7 +218,8 @@ def davidson(
             than ``nroots`` makes it less likely that a root whose symmetry
             the first guesses lack is missed.
         guess_diagonal: Diagonal ranking the unit-vector guesses (default
-            ``diagonal``; e.g. the diagonal without a penalty term).
+            ``diagonal``; e.g. the diagonal without a penalty term), or
+            several: guesses are then taken from their rankings in turn.
         lindep: Relative norm below which a new direction is discarded as
             linearly dependent.
         callback: Called as ``callback(iteration, eigenvalues, residual_norms)``.
@@ -279,8 +280,15 @@ def davidson(
         T[:] = row
         orthonormal_append(T)
     if m < n_guess:
-        gd = diagonal if guess_diagonal is None else np.ascontiguousarray(guess_diagonal, dtype=np.float64)
-        for i in _unit_guesses(gd, n_guess + m, red):
+        if guess_diagonal is None:
+            rankings = [diagonal]
+        elif isinstance(guess_diagonal, np.ndarray):
+            rankings = [guess_diagonal]
+        else:
+            rankings = list(guess_diagonal)
+        # Every rank walks the same global candidates (-1: held elsewhere), so appends stay collective.
+        lists = [_unit_guesses(np.ascontiguousarray(g, dtype=np.float64), n_guess + m, red) for g in rankings]
+        for i in (pos for group in zip(*lists) for pos in group):
             if m >= n_guess:
                 break
             T[:] = 0.0

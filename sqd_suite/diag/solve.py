@@ -295,10 +295,11 @@ def solve(
             diagonal = h_diagonal + spin_penalty * pen_diag
         timings["diagonal"] = time.perf_counter() - t0
         x0 = _initial_vectors(ci0, alpha, beta, tile)
+        targeted = quadratic and spin_penalty != 0.0
         res = davidson(op, diagonal, x0, nroots=nroots, tol=tol, residual_tol=residual_tol,
                        max_iter=max_iter, max_space=max_space, comm=comm if size > 1 else None,
-                       n_guess=_n_guess(nroots, quadratic and spin_penalty != 0.0),
-                       guess_diagonal=h_diagonal)  # fmt: skip
+                       n_guess=_n_guess(nroots, targeted),
+                       guess_diagonal=(h_diagonal, diagonal) if targeted else h_diagonal)  # fmt: skip
         theta, vecs, n_iter, n_matvec = res.eigenvalues, res.vectors, res.n_iter, res.n_matvec
         conv, rnorm = res.converged, res.residual_norms
         timings["sigma"] = op.sigma_seconds
@@ -369,9 +370,12 @@ def _n_guess(nroots: int, targeted_spin: bool) -> int:
     # diagonal preconditioner never mixes in a symmetry absent from the
     # guesses). The same holds when a spin above the lowest is targeted: the
     # wanted state need not share the symmetry of the lowest determinant.
-    # Guesses are ranked by the diagonal of H, not of the penalty (which puts
-    # unrelated doubly open-shell determinants first).
-    return nroots if nroots == 1 and not targeted_spin else 2 * nroots + 2
+    # A targeted spin takes as many again from the penalized diagonal (open-shell
+    # determinants of the wanted spin, the H-ranked ones being mostly closed
+    # shells): with only H-ranked guesses a triplet of another spatial symmetry
+    # than the lowest determinants was missed (tests/diag/test_mpi.py).
+    base = nroots if nroots == 1 and not targeted_spin else 2 * nroots + 2
+    return 2 * base if targeted_spin else base
 
 
 def _penalty_diagonal(

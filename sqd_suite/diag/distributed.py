@@ -236,7 +236,7 @@ class PanelExchange:
         p_a, p_b = layout.grid
         if p_a * p_b != size:
             raise ValueError(f"grid {layout.grid} does not match {size} ranks")
-        self.i, self.j = layout.coords(rank)
+        self.j = layout.coords(rank)[1]  # this rank's grid column: its own panel
         (self.a0, self.a1), (self.b0, self.b1) = layout.tile(rank)
         n_a = self._n_a = int(layout.alpha_bounds[-1])
         widths = np.diff(layout.beta_bounds)

@@ -11,8 +11,9 @@ panel buffer with MPI derived datatypes (no packing copies). The next
 panel's receives are posted before the current one is computed on.
 
 Bytes received per sigma by rank (I, J): ``8 * sum_K |B_K| * |N_K|``, with
-``N_K`` the rows panel K must supply, less the own rows of the own panel (the tile's rows and their single
-excitations; for ``K = J`` also the doubles). Sampled strings have no
+``N_K`` the rows panel K must supply (the tile's rows and their single
+excitations; for ``K = J`` also the doubles, and there the tile's own rows
+are copied, not received). Sampled strings have no
 locality, so ``N_K`` is nearly every row and the total is about
 ``8 D (P - 1)``, whatever the grid; what the grid changes is the receive
 memory per rank: one ``8 D`` buffer for ``P_b = 1`` (the alpha-row layout),
